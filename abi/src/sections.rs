@@ -1,0 +1,84 @@
+//! Section names of the payload format and of offline images.
+//!
+//! These names are part of the wire format: outside tools rely on them.
+
+/// The patch-function records.
+pub const FUNCS: &str = ".xsplice.funcs";
+/// The ABI note (one ELF note, name [`crate::NOTE_NAME`], type [`crate::NOTE_TYPE`]).
+pub const NOTE: &str = ".note.xsplice";
+/// A GNU build-id note naming the image or payload this payload was built against.
+pub const DEPENDS: &str = ".xsplice.depends";
+/// The payload's own GNU build-id note.
+pub const BUILD_ID: &str = ".note.gnu.build-id";
+/// Vendor extension entries (see [`crate::vendor`]).
+pub const VENDOR: &str = ".xsplice.vendor";
+/// Offline image arena for payload code (alloc + exec).
+pub const ARENA_TEXT: &str = ".xsplice.arena.text";
+/// Offline image arena for payload read-only data (alloc).
+pub const ARENA_RODATA: &str = ".xsplice.arena.rodata";
+/// Offline image arena for payload writable data (alloc + write).
+pub const ARENA_DATA: &str = ".xsplice.arena.data";
+
+/// The points at which payload hooks run. Each has a section holding an
+/// array of relocated u64 pointers to `int fn(void)` (0 = success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub enum HookPoint {
+    /// After the payload is loaded.
+    Load,
+    /// Before the payload is unloaded.
+    Unload,
+    /// Before apply, outside the stop-the-world section; failure aborts.
+    PreApply,
+    /// At apply, after the jumps are written.
+    Apply,
+    /// After apply.
+    PostApply,
+    /// Before revert; failure aborts.
+    PreRevert,
+    /// At revert, after the original bytes are restored.
+    Revert,
+    /// After revert.
+    PostRevert,
+}
+
+impl HookPoint {
+    /// Every hook point, in the order of the payload life cycle.
+    pub const ALL: [HookPoint; 8] = [
+        HookPoint::Load,
+        HookPoint::PreApply,
+        HookPoint::Apply,
+        HookPoint::PostApply,
+        HookPoint::PreRevert,
+        HookPoint::Revert,
+        HookPoint::PostRevert,
+        HookPoint::Unload,
+    ];
+
+    /// The section holding this point's hooks.
+    pub const fn section(self) -> &'static str {
+        match self {
+            HookPoint::Load => ".xsplice.hooks.load",
+            HookPoint::Unload => ".xsplice.hooks.unload",
+            HookPoint::PreApply => ".xsplice.hooks.preapply",
+            HookPoint::Apply => ".xsplice.hooks.apply",
+            HookPoint::PostApply => ".xsplice.hooks.postapply",
+            HookPoint::PreRevert => ".xsplice.hooks.prerevert",
+            HookPoint::Revert => ".xsplice.hooks.revert",
+            HookPoint::PostRevert => ".xsplice.hooks.postrevert",
+        }
+    }
+
+    /// The hook point whose section is `name`.
+    ///
+    /// ```
+    /// use xsplice_abi::sections::HookPoint;
+    /// assert_eq!(HookPoint::from_section(".xsplice.hooks.preapply"), Some(HookPoint::PreApply));
+    /// assert_eq!(HookPoint::from_section(".xsplice.hooks.bogus"), None);
+    /// ```
+    pub fn from_section(name: &str) -> Option<HookPoint> {
+        Self::ALL.into_iter().find(|h| h.section() == name)
+    }
+}
