@@ -1,0 +1,97 @@
+//! A dry-run target for `check` and `inspect` without an image: regions get
+//! synthetic addresses and every undefined symbol resolves to a placeholder,
+//! so every relocation is still computed and range-checked.
+
+use alloc::collections::BTreeSet;
+use alloc::string::{String, ToString};
+use core::cell::RefCell;
+
+use crate::{
+    Addr, Allocator, LoadError, LoadOptions, LoadedPayload, RegionKind, Symbol, SymbolSource,
+    TargetError,
+};
+
+/// Where dry-run regions start: below 2 GiB, so that even `-fno-pic`
+/// absolute 32-bit relocations fit, as they do in a real hypervisor image.
+const REGION_BASE: u64 = 0x4000_0000;
+/// Each region kind gets its own 256 MiB window.
+const REGION_STRIDE: u64 = 0x1000_0000;
+/// The address every unresolved symbol gets.
+pub const PLACEHOLDER: Addr = Addr(0x1000_0000);
+
+/// Collects the names resolved to the placeholder.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    unresolved: RefCell<BTreeSet<String>>,
+    next: [u64; 3],
+}
+
+/// The symbol side of a [`DryRun`].
+#[derive(Debug)]
+pub struct DryRunSymbols<'a>(&'a RefCell<BTreeSet<String>>);
+
+/// The allocator side of a [`DryRun`].
+#[derive(Debug)]
+pub struct DryRunAllocator<'a>(&'a mut [u64; 3]);
+
+impl DryRun {
+    /// The symbol source (every name resolves to [`PLACEHOLDER`]) and the
+    /// allocator (synthetic, non-overlapping addresses), used together.
+    pub fn split(&mut self) -> (DryRunSymbols<'_>, DryRunAllocator<'_>) {
+        (
+            DryRunSymbols(&self.unresolved),
+            DryRunAllocator(&mut self.next),
+        )
+    }
+
+    /// Loads `bytes` against nothing: what `check` and `inspect` do without
+    /// an image.
+    pub fn load(&mut self, bytes: &[u8], opts: &LoadOptions) -> Result<LoadedPayload, LoadError> {
+        let (symbols, mut alloc) = self.split();
+        crate::load(bytes, opts, &symbols, &mut alloc)
+    }
+
+    /// The names that were resolved to the placeholder, sorted.
+    pub fn unresolved(&self) -> impl Iterator<Item = String> {
+        self.unresolved.borrow().clone().into_iter()
+    }
+}
+
+impl SymbolSource for DryRunSymbols<'_> {
+    fn lookup(&self, name: &str) -> Option<Symbol> {
+        self.0.borrow_mut().insert(name.to_string());
+        Some(Symbol {
+            addr: PLACEHOLDER,
+            size: 0,
+        })
+    }
+
+    fn lookup_local(&self, name: &str, _pos: u32) -> Option<Symbol> {
+        self.lookup(name)
+    }
+}
+
+impl Allocator for DryRunAllocator<'_> {
+    fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
+        let k = kind as usize;
+        let used = self
+            .0
+            .get_mut(k)
+            .ok_or(TargetError::Unsupported("region kind"))?;
+        let base = REGION_BASE + REGION_STRIDE * k as u64;
+        let a = align.max(1);
+        let start = used
+            .checked_add(a - 1)
+            .map(|v| v / a * a)
+            .unwrap_or(u64::MAX);
+        let end = start.saturating_add(size);
+        if end > REGION_STRIDE {
+            return Err(TargetError::OutOfMemory {
+                kind: kind.name(),
+                size,
+            });
+        }
+        *used = end;
+        Ok(Addr(base + start))
+    }
+}

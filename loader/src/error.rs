@@ -1,0 +1,369 @@
+//! The loader's typed errors. Each names the place: section, record index,
+//! relocation index, symbol, offset.
+
+use alloc::string::String;
+
+use xsplice_abi::{Addr, NoteError, RecordIndex};
+
+use crate::Arch;
+
+/// Why a payload cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The input is larger than [`crate::LoadOptions::max_size`].
+    #[error("payload is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// Input size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The ELF header is not that of a supported payload.
+    #[error("ELF header: {0}")]
+    Header(HeaderProblem),
+    /// A section header or a section's contents is malformed.
+    #[error("section {index} `{name}`: {problem}")]
+    Section {
+        /// Section index.
+        index: usize,
+        /// Section name (empty when the name itself is unreadable).
+        name: String,
+        /// What is wrong.
+        problem: SectionProblem,
+    },
+    /// A required section is missing.
+    #[error("missing section `{0}`")]
+    MissingSection(&'static str),
+    /// A symbol is malformed or cannot be resolved.
+    #[error("symbol {index} `{name}`: {problem}")]
+    Symbol {
+        /// Symbol index in `.symtab`.
+        index: usize,
+        /// Symbol name.
+        name: String,
+        /// What is wrong.
+        problem: SymbolProblem,
+    },
+    /// A relocation cannot be applied.
+    #[error("section `{section}`: relocation {index} ({rtype}) against `{symbol}`: {problem}")]
+    Relocation {
+        /// The section being relocated.
+        section: String,
+        /// Index of the relocation within its relocation section.
+        index: usize,
+        /// Relocation type name.
+        rtype: &'static str,
+        /// Symbol name (or `section+offset` for section symbols).
+        symbol: String,
+        /// What is wrong.
+        problem: RelocProblem,
+    },
+    /// `.xsplice.funcs` breaks a rule of the record ABI.
+    #[error("`.xsplice.funcs`: {0}")]
+    Records(xsplice_abi::Error),
+    /// The ABI note is malformed or disagrees with the records.
+    #[error("`.note.xsplice`: {0}")]
+    Note(NoteProblem),
+    /// A record is well-formed but cannot be used.
+    #[error("{record} `{name}`: {problem}")]
+    Record {
+        /// Record index.
+        record: RecordIndex,
+        /// The record's function name (empty when unreadable).
+        name: String,
+        /// What is wrong.
+        problem: RecordProblem,
+    },
+    /// `.xsplice.vendor` is malformed, or holds a critical entry this loader
+    /// does not know.
+    #[error("`.xsplice.vendor`: {0}")]
+    Vendor(VendorProblem),
+    /// A build-id note (`.xsplice.depends` or `.note.gnu.build-id`) is malformed.
+    #[error("`{section}`: malformed GNU build-id note: {why}")]
+    BuildId {
+        /// The section.
+        section: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The target refused an allocation.
+    #[error("target: {0}")]
+    Target(crate::TargetError),
+}
+
+/// What is wrong with the ELF header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderProblem {
+    /// Not an ELF file, or shorter than its header.
+    #[error("not an ELF file")]
+    NotElf,
+    /// Not ELF64.
+    #[error("ELF class {0} is not ELF64")]
+    NotElf64(u8),
+    /// Not little-endian.
+    #[error("data encoding {0} is not little-endian")]
+    NotLittleEndian(u8),
+    /// Not a relocatable object.
+    #[error("e_type {0} is not ET_REL (a payload is a relocatable object)")]
+    NotRelocatable(u16),
+    /// Unsupported machine.
+    #[error("e_machine {0} is not EM_X86_64 (62) or EM_AARCH64 (183)")]
+    Machine(u16),
+    /// A relocatable payload has program headers.
+    #[error("{0} program headers (a relocatable payload has none)")]
+    ProgramHeaders(u16),
+    /// Section header entry size is not 64.
+    #[error("e_shentsize {0} is not 64")]
+    SectionEntrySize(u16),
+    /// The section header table is not inside the file.
+    #[error("section header table (offset {offset:#x}, {count} entries) is outside the file")]
+    SectionTable {
+        /// `e_shoff`.
+        offset: u64,
+        /// Section count.
+        count: u64,
+    },
+    /// Too many sections for the limits.
+    #[error("{0} sections exceed the limit")]
+    TooManySections(u64),
+    /// `e_shstrndx` is out of range.
+    #[error("e_shstrndx {0} is out of range")]
+    StringTableIndex(u64),
+}
+
+/// What is wrong with a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SectionProblem {
+    /// Contents outside the file.
+    #[error("contents (offset {offset:#x}, size {size:#x}) are outside the file")]
+    OutOfFile {
+        /// `sh_offset`.
+        offset: u64,
+        /// `sh_size`.
+        size: u64,
+    },
+    /// The name offset is outside the section-name string table.
+    #[error("name offset {0:#x} is outside the section-name table")]
+    BadName(u32),
+    /// A string table is not NUL-terminated.
+    #[error("string table is not NUL-terminated")]
+    StringTableNotTerminated,
+    /// Wrong table entry size.
+    #[error("sh_entsize {found} should be {expected}")]
+    EntrySize {
+        /// Found.
+        found: u64,
+        /// Expected.
+        expected: u64,
+    },
+    /// Table size not a multiple of its entry size.
+    #[error("size {size:#x} is not a multiple of the entry size {entsize}")]
+    Ragged {
+        /// `sh_size`.
+        size: u64,
+        /// Entry size.
+        entsize: u64,
+    },
+    /// `sh_link` out of range or of the wrong type.
+    #[error("sh_link {0} does not name a valid section")]
+    Link(u32),
+    /// `sh_info` out of range.
+    #[error("sh_info {0} does not name a valid section")]
+    Info(u32),
+    /// Alignment not a power of two or too large.
+    #[error("sh_addralign {0:#x} is not a power of two up to 64 KiB")]
+    Alignment(u64),
+    /// An allocated section is both writable and executable.
+    #[error("is both writable and executable")]
+    WritableExecutable,
+    /// More than one symbol table.
+    #[error("is a second symbol table")]
+    SecondSymtab,
+    /// The loaded image would exceed [`crate::LoadOptions::max_alloc`].
+    #[error("allocated size exceeds the {0}-byte limit")]
+    AllocLimit(u64),
+    /// The section's contents are not valid for its role.
+    #[error("{0}")]
+    Contents(&'static str),
+}
+
+/// What is wrong with a symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SymbolProblem {
+    /// The name offset is outside the string table.
+    #[error("name offset {0:#x} is outside the string table")]
+    BadName(u32),
+    /// The name is not valid UTF-8.
+    #[error("name is not UTF-8")]
+    NotUtf8,
+    /// `st_shndx` out of range.
+    #[error("section index {0} is out of range")]
+    Section(u16),
+    /// COMMON symbols are refused: compile with `-fno-common`.
+    #[error("is a COMMON symbol (compile with -fno-common)")]
+    Common,
+    /// Two global definitions of one name.
+    #[error("is defined twice")]
+    Duplicate,
+    /// Neither the target nor a loaded payload defines it.
+    #[error("is undefined in the target and in every loaded payload")]
+    Unresolved,
+    /// Defined in a section that is not loaded, but referenced by a loaded one.
+    #[error("is defined in a section that is not loaded")]
+    NotLoaded,
+}
+
+/// What is wrong with a relocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelocProblem {
+    /// The type is not supported for this machine.
+    #[error("unsupported relocation type {0}")]
+    Unsupported(u32),
+    /// The REL (implicit addend) form is not supported for this type.
+    #[error("REL form (implicit addend) is not supported for this type")]
+    RelForm,
+    /// The place is outside the section.
+    #[error("offset {offset:#x} (+{width}) is outside the section")]
+    Place {
+        /// `r_offset`.
+        offset: u64,
+        /// Bytes written.
+        width: usize,
+    },
+    /// The symbol index is out of range.
+    #[error("symbol index {0} is out of range")]
+    SymbolIndex(usize),
+    /// The value does not fit the field.
+    #[error("value {value:#x} overflows the {bits}-bit field")]
+    Overflow {
+        /// The computed value.
+        value: i128,
+        /// Field width.
+        bits: u32,
+    },
+    /// The value is not aligned as the instruction needs.
+    #[error("value {value:#x} is not {align}-byte aligned")]
+    Misaligned {
+        /// The computed value.
+        value: i128,
+        /// Required alignment.
+        align: u32,
+    },
+}
+
+/// How the ABI note is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoteProblem {
+    /// The descriptor breaks a rule of the ABI.
+    #[error("{0}")]
+    Descriptor(NoteError),
+    /// The ELF note framing is malformed.
+    #[error("malformed note: {0}")]
+    Framing(&'static str),
+    /// The section holds no XSPLICE note, or more than one.
+    #[error("expected exactly one note named XSPLICE of type 1, found {0}")]
+    Count(usize),
+    /// A payload without the note must have v1 records.
+    #[error("absent, but the records are {0} (a payload without the note is a v1 legacy payload)")]
+    MissingForVersion(xsplice_abi::RecordVersion),
+    /// The note disagrees with the records.
+    #[error("says {field} is {note}, but the records have {records}")]
+    Disagrees {
+        /// The field.
+        field: &'static str,
+        /// The note's value.
+        note: u64,
+        /// The records' value.
+        records: u64,
+    },
+}
+
+/// Why a decoded record cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordProblem {
+    /// The name pointer does not point into an allocated payload section.
+    #[error("name pointer {0} is not inside the payload")]
+    NameOutside(Addr),
+    /// The name is not NUL-terminated within 128 bytes.
+    #[error("name is not NUL-terminated within 128 bytes")]
+    NameTooLong,
+    /// The name is empty or not UTF-8.
+    #[error("name is empty or not UTF-8")]
+    NameInvalid,
+    /// Two records name the same function.
+    #[error("names the same function as record {0}")]
+    DuplicateName(u32),
+    /// `new_addr` is outside the payload's executable sections.
+    #[error("new code {addr}+{size:#x} is not inside the payload's text")]
+    NewOutsideText {
+        /// `new_addr`.
+        addr: Addr,
+        /// `new_size`.
+        size: u64,
+    },
+    /// `new_addr` is 0 but the NOP bit is clear.
+    #[error("new_addr is 0 but the NOP bit is clear")]
+    NullNewAddr,
+    /// The patch does not fit the old function.
+    #[error("old_size {old_size} is too small: patch_offset {patch_offset} + {needed} bytes needed on {arch}")]
+    OldTooSmall {
+        /// `old_size`.
+        old_size: u64,
+        /// `patch_offset`.
+        patch_offset: u32,
+        /// Bytes written at the site.
+        needed: u64,
+        /// Architecture.
+        arch: Arch,
+    },
+    /// `old_addr` is 0 and the target has no such symbol.
+    #[error("function is not in the target's symbol table")]
+    Unresolved,
+    /// `old_addr` is 0 and sympos names a local symbol that does not exist.
+    #[error("has no local symbol number {0} of that name")]
+    NoSuchLocal(u32),
+    /// The patch site address overflows.
+    #[error("patch site overflows the address space")]
+    SiteOverflow,
+    /// A NOP record on arm64 must NOP whole instructions.
+    #[error("NOP size {0} is not a multiple of the instruction size")]
+    NopSize(u64),
+}
+
+/// How the vendor section is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VendorProblem {
+    /// Malformed entry.
+    #[error("{0}")]
+    Malformed(xsplice_abi::vendor::VendorError),
+    /// A critical entry this loader does not know.
+    #[error(
+        "entry at offset {offset:#x}: unknown CRITICAL entry (vendor {vendor:#010x}, kind {kind})"
+    )]
+    UnknownCritical {
+        /// Entry offset.
+        offset: usize,
+        /// Vendor id.
+        vendor: u32,
+        /// Kind.
+        kind: u16,
+    },
+    /// An entry names a record that does not exist.
+    #[error("entry at offset {offset:#x} names record {record}, but there are {count}")]
+    NoSuchRecord {
+        /// Entry offset.
+        offset: usize,
+        /// Record index named.
+        record: u32,
+        /// Record count.
+        count: usize,
+    },
+}

@@ -1,0 +1,212 @@
+//! Loads untrusted xsplice payloads and patches targets with them.
+//!
+//! A payload is an ELF64 relocatable object (`ET_REL`) whose
+//! `.xsplice.funcs` section holds one versioned record per function to
+//! replace. This crate is the reader side of the format:
+//!
+//! 1. [`load`] validates the ELF (every count and size bounded by the input
+//!    before anything is allocated), lays the allocated sections out into
+//!    text (RX), read-only (R) and data (RW) regions through an
+//!    [`Allocator`], resolves undefined symbols through a [`SymbolSource`],
+//!    applies every relocation (x86-64 and AArch64, GOT forms included),
+//!    and decodes the records of every supported version with
+//!    [`xsplice_abi`] into [`LoadedPayload`].
+//! 2. [`engine::Engine`] applies, reverts and replaces loaded payloads on a
+//!    [`engine::Target`] that the hypervisor implements: every byte is
+//!    computed and checked before the stop-the-world step, which only writes.
+//!
+//! The core is `no_std + alloc`; with `std` come [`image::ImageTarget`]
+//! (offline patching of an executable) and, on Linux x86-64,
+//! `process::ProcessTarget` (live patching of the running process).
+//!
+//! # Example
+//!
+//! Check a payload without a target: undefined symbols resolve to a
+//! placeholder and nothing is written anywhere.
+//!
+//! ```
+//! use xsplice_loader::{DryRun, LoadOptions};
+//!
+//! let bytes = std::fs::read(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../compat-tests/fixtures/live_v3-nopic.o"
+//! ))?;
+//! let mut dry = DryRun::default();
+//! let payload = dry.load(&bytes, &LoadOptions::default())?;
+//! assert_eq!(payload.records.len(), 2);
+//! assert_eq!(payload.records[0].name, "xsplice_demo_answer");
+//! // The replacement calls back into the target, which was not given:
+//! assert_eq!(dry.unresolved().collect::<Vec<_>>(), ["xsplice_demo_answer", "xsplice_demo_base", "xsplice_demo_scale"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+extern crate alloc;
+
+mod dry;
+mod elf;
+pub mod engine;
+mod error;
+mod notes;
+pub mod patch;
+mod payload;
+mod reloc;
+
+#[cfg(feature = "std")]
+pub mod image;
+#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+pub mod process;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use dry::{DryRun, DryRunAllocator, DryRunSymbols};
+pub use error::{
+    HeaderProblem, LoadError, NoteProblem, RecordProblem, RelocProblem, SectionProblem,
+    SymbolProblem, VendorProblem,
+};
+pub use payload::{
+    load, Export, Hook, LoadWarning, LoadedPayload, LoadedSection, PatchRecord, Region,
+    VendorEntry, NAME_MAX,
+};
+pub use xsplice_abi::Addr;
+
+/// The machine a payload is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// x86-64: patches are a 5-byte `jmp rel32` (±2 GiB).
+    X86_64,
+    /// AArch64: patches are a 4-byte `b imm26` (±128 MiB).
+    Aarch64,
+}
+
+impl Arch {
+    /// Bytes written at a patch site to redirect it.
+    pub const fn patch_size(self) -> usize {
+        match self {
+            Arch::X86_64 => 5,
+            Arch::Aarch64 => 4,
+        }
+    }
+
+    /// The name used in messages and JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The three kinds of payload memory. A section that is both writable and
+/// executable is refused, so W^X holds for every payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RegionKind {
+    /// Code: read + execute.
+    Text = 0,
+    /// Read-only data, records and tables included.
+    ReadOnly = 1,
+    /// Writable data.
+    Data = 2,
+}
+
+impl RegionKind {
+    /// The name used in messages and JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RegionKind::Text => "text",
+            RegionKind::ReadOnly => "rodata",
+            RegionKind::Data => "data",
+        }
+    }
+}
+
+/// A symbol of the target or of a loaded payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Symbol {
+    /// Address.
+    pub addr: Addr,
+    /// Size in bytes (0 when unknown).
+    pub size: u64,
+}
+
+/// Where a payload's undefined symbols, and the functions its records name
+/// with `old_addr == 0`, are looked up.
+pub trait SymbolSource {
+    /// The global (or unique) symbol called `name`.
+    fn lookup(&self, name: &str) -> Option<Symbol>;
+    /// The `pos`-th (1-based, in symbol-table order) local symbol called
+    /// `name`, for records using SYMPOS.
+    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol>;
+}
+
+/// Memory for payload regions. A hypervisor owns its memory, so the loader
+/// asks for it rather than allocating it.
+pub trait Allocator {
+    /// Reserves `size` bytes aligned to `align` for a region of `kind`,
+    /// returning its address. The memory is not written until the engine
+    /// maps the region.
+    fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError>;
+}
+
+/// An error reported by a target (or an allocator).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// No memory for a region.
+    #[error("no memory for a {kind} region of {size} bytes")]
+    OutOfMemory {
+        /// Region kind name.
+        kind: &'static str,
+        /// Requested size.
+        size: u64,
+    },
+    /// An address is not mapped or not accessible.
+    #[error("address {0} is not accessible")]
+    BadAddress(Addr),
+    /// The target cannot do what was asked.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// A target-specific failure.
+    #[error("{0}")]
+    Other(alloc::string::String),
+}
+
+/// Limits and knowledge the loader applies to untrusted payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Largest payload file accepted, in bytes (default 2 MiB).
+    pub max_size: usize,
+    /// Largest total of loaded regions, in bytes (default 16 MiB): bounds
+    /// NOBITS sections, which take no file space.
+    pub max_alloc: usize,
+    /// Largest section count (default 4096).
+    pub max_sections: usize,
+    /// `(vendor, kind)` pairs this loader understands; an unknown CRITICAL
+    /// vendor entry refuses the payload.
+    pub known_vendor_entries: Vec<(u32, u16)>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_size: 2 << 20,
+            max_alloc: 16 << 20,
+            max_sections: 4096,
+            known_vendor_entries: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared helpers of the loader's integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use xsplice_loader::{Addr, Allocator, RegionKind, Symbol, SymbolSource, TargetError};
+
+/// Path of a file under `compat-tests/fixtures/`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../compat-tests/fixtures")
+        .join(name)
+}
+
+/// Bytes of a fixture object.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `expected.json`'s entry for a fixture.
+pub fn expected(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture_path("expected.json")).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    all["objects"][name].clone()
+}
+
+/// A symbol table for tests: globals plus numbered locals.
+#[derive(Default)]
+pub struct Table {
+    pub globals: BTreeMap<String, Symbol>,
+    pub locals: BTreeMap<(String, u32), Symbol>,
+}
+
+impl Table {
+    /// The symbols the fixtures name, at fixed addresses below 2 GiB.
+    pub fn demo() -> Table {
+        let mut t = Table::default();
+        for (i, name) in [
+            "xsplice_demo_answer",
+            "xsplice_demo_scale",
+            "xsplice_demo_base",
+            "xsplice_demo_nop_site",
+            "xsplice_demo_endbr_site",
+            "xsplice_demo_counter",
+        ]
+        .iter()
+        .enumerate()
+        {
+            t.globals.insert(
+                name.to_string(),
+                Symbol {
+                    addr: Addr(0x40_1000 + 0x100 * i as u64),
+                    size: 0x40,
+                },
+            );
+        }
+        for pos in 1..=3 {
+            t.locals.insert(
+                ("xsplice_demo_local_helper".into(), pos),
+                Symbol {
+                    addr: Addr(0x40_2000 + 0x100 * u64::from(pos)),
+                    size: 0x40,
+                },
+            );
+        }
+        t
+    }
+
+    pub fn addr(&self, name: &str) -> u64 {
+        self.globals[name].addr.0
+    }
+}
+
+impl SymbolSource for Table {
+    fn lookup(&self, name: &str) -> Option<Symbol> {
+        self.globals.get(name).copied()
+    }
+    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
+        self.locals.get(&(name.to_string(), pos)).copied()
+    }
+}
+
+/// A bump allocator at a fixed base, per region kind.
+pub struct Bump {
+    pub next: u64,
+}
+
+impl Default for Bump {
+    fn default() -> Self {
+        Bump { next: 0x5000_0000 }
+    }
+}
+
+impl Allocator for Bump {
+    fn allocate(&mut self, _kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
+        let a = align.max(4096);
+        let start = self.next.div_ceil(a) * a;
+        self.next = start + size;
+        Ok(Addr(start))
+    }
+}
