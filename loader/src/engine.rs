@@ -1,1 +1,635 @@
-//! engine
+//! The patch engine: apply / revert / replace loaded payloads on a
+//! [`Target`], transactionally.
+//!
+//! States: `Loaded → Checked → Applied ⇄ Reverted`, and `unload` from any
+//! state but `Applied`. Applied payloads form a stack: only the top can be
+//! reverted, and `replace` reverts the whole stack then applies one payload.
+//!
+//! Everything is prepared *before* the stop-the-world step: for each record
+//! the exact bytes to write (branch or NOPs, range-checked), the original
+//! bytes (saved for revert), the EXPECT comparison, site conflicts with
+//! other applied payloads, and the build-id dependency. Inside
+//! [`Target::quiesce`] the engine only writes those precomputed bytes and
+//! flushes the instruction cache: no allocation, no parsing. A write that
+//! fails midway is undone before the critical section ends, so apply is
+//! all-or-nothing, and revert restores the saved bytes exactly.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::fmt;
+
+use xsplice_abi::sections::HookPoint;
+use xsplice_abi::{Incompat, RecordIndex};
+
+use crate::patch::{self, PatchError};
+use crate::payload::{Hook, LoadedPayload, Region};
+use crate::{
+    load, Addr, Allocator, LoadError, LoadOptions, RegionKind, Symbol, SymbolSource, TargetError,
+};
+
+/// Writes code bytes; what a [`Target`] hands the critical section.
+pub trait CodeWriter {
+    /// Writes `bytes` at `addr` (text of the target or of a payload).
+    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError>;
+    /// Makes the instruction fetch of `[addr, addr+len)` see the new bytes.
+    fn flush_icache(&mut self, addr: Addr, len: usize);
+}
+
+/// What a hook call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// The hook ran and returned this value (0 = success).
+    Returned(i32),
+    /// The target cannot run code (an offline image): the hook was skipped.
+    Skipped,
+}
+
+/// What the hypervisor provides. Each method's contract is part of the
+/// safety of live patching; implementations document how they meet it.
+pub trait Target: SymbolSource + Allocator + CodeWriter {
+    /// Copies a region's relocated bytes to its address and gives it its
+    /// final permissions: text read+execute, read-only read, data read+write.
+    fn map(&mut self, region: &Region) -> Result<(), TargetError>;
+    /// Releases a region mapped earlier.
+    fn unmap(&mut self, region: &Region) -> Result<(), TargetError>;
+    /// Reads the bytes at `addr` (code of the target or of a payload).
+    fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError>;
+    /// Runs `critical` with every other CPU stopped (in Xen: a rendezvous of
+    /// all CPUs with a timeout). `critical` only calls the [`CodeWriter`].
+    fn quiesce(
+        &mut self,
+        critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
+    ) -> Result<(), TargetError>;
+    /// The build-id of the running image.
+    fn build_id(&self) -> Option<&[u8]>;
+    /// Calls the hook `int fn(void)` at `hook.addr`.
+    fn run_hook(&mut self, hook: &Hook) -> Result<HookOutcome, TargetError>;
+}
+
+/// A handle on a payload held by an [`Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PayloadId(pub u32);
+
+impl fmt::Display for PayloadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "payload #{}", self.0)
+    }
+}
+
+/// A payload's life-cycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Loaded and mapped, nothing written to the target's code.
+    Loaded,
+    /// Checked: it would apply now.
+    Checked,
+    /// Its patches are live.
+    Applied,
+    /// Reverted: its patches were undone; it may be applied again.
+    Reverted,
+}
+
+/// Why an engine action failed. After any error the target's code is as it
+/// was before the action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The payload did not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// No payload has this id.
+    #[error("{0} does not exist")]
+    NoSuchPayload(PayloadId),
+    /// The action is not allowed in the payload's state.
+    #[error("{id} is {state:?}: cannot {action}")]
+    WrongState {
+        /// Payload.
+        id: PayloadId,
+        /// Its state.
+        state: State,
+        /// The refused action.
+        action: &'static str,
+    },
+    /// Only the most recently applied payload can be reverted.
+    #[error("{id} is not the top of the applied stack ({top} is)")]
+    NotTop {
+        /// Payload.
+        id: PayloadId,
+        /// The top.
+        top: PayloadId,
+    },
+    /// The patch bytes for a record cannot be made.
+    #[error("{record} `{name}`: {problem}")]
+    Patch {
+        /// Record.
+        record: RecordIndex,
+        /// Function name.
+        name: String,
+        /// What is wrong.
+        problem: PatchError,
+    },
+    /// The bytes at the site differ from the record's EXPECT bytes.
+    #[error("{record} `{name}`: bytes at {site} are {found:02x?}, expected {expected:02x?}")]
+    ExpectMismatch {
+        /// Record.
+        record: RecordIndex,
+        /// Function name.
+        name: String,
+        /// Site.
+        site: Addr,
+        /// Expected bytes.
+        expected: Vec<u8>,
+        /// Bytes found.
+        found: Vec<u8>,
+    },
+    /// Two records, or this record and an applied payload, patch
+    /// overlapping bytes.
+    #[error("{record} `{name}`: site {site} overlaps a patch of {other} ({other_record})")]
+    SiteConflict {
+        /// Record.
+        record: RecordIndex,
+        /// Function name.
+        name: String,
+        /// Site.
+        site: Addr,
+        /// The payload already patching there (possibly this one).
+        other: PayloadId,
+        /// Its record.
+        other_record: RecordIndex,
+    },
+    /// The payload depends on a build-id that is not below it.
+    #[error("depends on build-id {}, but {what} has {}", hex(.wanted), .found.as_deref().map_or_else(|| String::from("none"), hex))]
+    Dependency {
+        /// The build-id the payload was built against.
+        wanted: Vec<u8>,
+        /// What is below it: the image or a payload.
+        what: &'static str,
+        /// That one's build-id.
+        found: Option<Vec<u8>>,
+    },
+    /// A hook returned non-zero; the payload stays in its previous state.
+    #[error("{point:?} hook {index} at {addr} returned {ret}")]
+    HookFailed {
+        /// Hook point.
+        point: HookPoint,
+        /// Index in its section.
+        index: usize,
+        /// Address.
+        addr: Addr,
+        /// Return value.
+        ret: i32,
+    },
+    /// The target failed.
+    #[error("target: {0}")]
+    Target(#[from] TargetError),
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use core::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// One precomputed write: new bytes for the site, and the bytes they replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Write {
+    record: RecordIndex,
+    addr: Addr,
+    new: Vec<u8>,
+    old: Vec<u8>,
+}
+
+impl Write {
+    fn end(&self) -> u64 {
+        self.addr.0.saturating_add(self.new.len() as u64)
+    }
+
+    fn overlaps(&self, other: &Write) -> bool {
+        self.addr.0 < other.end() && other.addr.0 < self.end()
+    }
+}
+
+struct Slot {
+    id: PayloadId,
+    name: String,
+    payload: LoadedPayload,
+    state: State,
+    /// The writes made by the last apply (with the bytes they replaced).
+    applied: Vec<Write>,
+}
+
+/// Applies, reverts and replaces payloads on a target.
+pub struct Engine<T: Target> {
+    target: T,
+    opts: LoadOptions,
+    slots: Vec<Slot>,
+    stack: Vec<PayloadId>,
+    next: u32,
+}
+
+/// The target plus the exports of loaded payloads, as one symbol source and
+/// allocator for [`load`].
+struct Env<'a, T> {
+    target: RefCell<&'a mut T>,
+    slots: &'a [Slot],
+}
+
+struct EnvSymbols<'e, 'a, T>(&'e Env<'a, T>);
+struct EnvAlloc<'e, 'a, T>(&'e Env<'a, T>);
+
+impl<T: Target> SymbolSource for EnvSymbols<'_, '_, T> {
+    fn lookup(&self, name: &str) -> Option<Symbol> {
+        self.0.target.borrow().lookup(name).or_else(|| {
+            self.0
+                .slots
+                .iter()
+                .rev()
+                .flat_map(|s| s.payload.exports.iter())
+                .find(|e| e.name == name)
+                .map(|e| e.symbol)
+        })
+    }
+
+    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
+        self.0.target.borrow().lookup_local(name, pos)
+    }
+}
+
+impl<T: Target> Allocator for EnvAlloc<'_, '_, T> {
+    fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
+        self.0.target.borrow_mut().allocate(kind, size, align)
+    }
+}
+
+impl<T: Target> Engine<T> {
+    /// An engine over `target`, loading payloads with `opts`.
+    pub fn new(target: T, opts: LoadOptions) -> Self {
+        Engine {
+            target,
+            opts,
+            slots: Vec::new(),
+            stack: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &T {
+        &self.target
+    }
+
+    /// The target, mutably (for target-specific actions between steps).
+    pub fn target_mut(&mut self) -> &mut T {
+        &mut self.target
+    }
+
+    /// Gives the target back.
+    pub fn into_target(self) -> T {
+        self.target
+    }
+
+    fn slot(&self, id: PayloadId) -> Result<&Slot, EngineError> {
+        self.slots
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(EngineError::NoSuchPayload(id))
+    }
+
+    fn slot_mut(&mut self, id: PayloadId) -> Result<&mut Slot, EngineError> {
+        self.slots
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or(EngineError::NoSuchPayload(id))
+    }
+
+    /// A loaded payload.
+    pub fn payload(&self, id: PayloadId) -> Result<&LoadedPayload, EngineError> {
+        Ok(&self.slot(id)?.payload)
+    }
+
+    /// A payload's state.
+    pub fn state(&self, id: PayloadId) -> Result<State, EngineError> {
+        Ok(self.slot(id)?.state)
+    }
+
+    /// A payload's name, as given to [`Engine::load`].
+    pub fn name(&self, id: PayloadId) -> Result<&str, EngineError> {
+        Ok(&self.slot(id)?.name)
+    }
+
+    /// The applied payloads, bottom first.
+    pub fn applied(&self) -> &[PayloadId] {
+        &self.stack
+    }
+
+    /// Loads a payload: validates, lays out through the target, resolves
+    /// against the target then against loaded payloads, relocates, maps the
+    /// regions and runs its load hooks.
+    pub fn load(&mut self, name: &str, bytes: &[u8]) -> Result<PayloadId, EngineError> {
+        let payload = {
+            let env = Env {
+                target: RefCell::new(&mut self.target),
+                slots: &self.slots,
+            };
+            let mut alloc = EnvAlloc(&env);
+            load(bytes, &self.opts, &EnvSymbols(&env), &mut alloc)?
+        };
+        let mut mapped: Vec<&Region> = Vec::new();
+        for region in &payload.regions {
+            if let Err(e) = self.target.map(region) {
+                for r in mapped {
+                    let _ = self.target.unmap(r);
+                }
+                return Err(e.into());
+            }
+            mapped.push(region);
+        }
+        if let Err(e) = self.run_hooks(&payload.hooks, &[HookPoint::Load]) {
+            for r in &payload.regions {
+                let _ = self.target.unmap(r);
+            }
+            return Err(e);
+        }
+        let id = PayloadId(self.next);
+        self.next = self.next.saturating_add(1);
+        self.slots.push(Slot {
+            id,
+            name: name.into(),
+            payload,
+            state: State::Loaded,
+            applied: Vec::new(),
+        });
+        Ok(id)
+    }
+
+    fn run_hooks(&mut self, hooks: &[Hook], points: &[HookPoint]) -> Result<(), EngineError> {
+        for &point in points {
+            for hook in hooks.iter().filter(|h| h.point == point) {
+                if let HookOutcome::Returned(ret) = self.target.run_hook(hook)? {
+                    if ret != 0 {
+                        return Err(EngineError::HookFailed {
+                            point,
+                            index: hook.index,
+                            addr: hook.addr,
+                            ret,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Computes every write of payload `id` as it would apply now, checking
+    /// ranges, EXPECT bytes, conflicts and the build-id dependency.
+    fn prepare(&self, id: PayloadId) -> Result<Vec<Write>, EngineError> {
+        let slot = self.slot(id)?;
+        let p = &slot.payload;
+        if let Some(wanted) = &p.depends {
+            let (what, found) = match self.stack.last() {
+                Some(below) => (
+                    "the payload below it",
+                    self.slot(*below)?.payload.build_id.as_deref(),
+                ),
+                None => ("the running image", self.target.build_id()),
+            };
+            if found != Some(wanted.as_slice()) {
+                return Err(EngineError::Dependency {
+                    wanted: wanted.clone(),
+                    what,
+                    found: found.map(<[u8]>::to_vec),
+                });
+            }
+        }
+        let mut writes: Vec<Write> = Vec::with_capacity(p.records.len());
+        for r in &p.records {
+            let patch_err = |problem| EngineError::Patch {
+                record: r.index,
+                name: r.name.clone(),
+                problem,
+            };
+            let new = if r.func.incompat.contains(Incompat::NOP) {
+                patch::nops(p.arch, r.func.new_size).map_err(patch_err)?
+            } else {
+                patch::jump(p.arch, r.site, r.func.new_addr).map_err(patch_err)?
+            };
+            let mut old = alloc::vec![0u8; new.len()];
+            self.target.read(r.site, &mut old)?;
+            let expect = r.func.expect.as_slice();
+            if !expect.is_empty() {
+                let mut found = alloc::vec![0u8; expect.len()];
+                self.target.read(r.site, &mut found)?;
+                if found != expect {
+                    return Err(EngineError::ExpectMismatch {
+                        record: r.index,
+                        name: r.name.clone(),
+                        site: r.site,
+                        expected: expect.to_vec(),
+                        found,
+                    });
+                }
+            }
+            let w = Write {
+                record: r.index,
+                addr: r.site,
+                new,
+                old,
+            };
+            let conflict =
+                |other: PayloadId, other_record: RecordIndex| EngineError::SiteConflict {
+                    record: r.index,
+                    name: r.name.clone(),
+                    site: r.site,
+                    other,
+                    other_record,
+                };
+            if let Some(o) = writes.iter().find(|o| o.overlaps(&w)) {
+                return Err(conflict(id, o.record));
+            }
+            // A payload below on the stack may patch the very same site (the
+            // newer one wins and revert restores the older jump), but never
+            // overlapping bytes at another address.
+            for below in self.stack.iter().filter(|b| **b != id) {
+                let s = self.slot(*below)?;
+                if let Some(o) = s
+                    .applied
+                    .iter()
+                    .find(|o| o.overlaps(&w) && (o.addr != w.addr || o.new.len() != w.new.len()))
+                {
+                    return Err(conflict(*below, o.record));
+                }
+            }
+            writes.push(w);
+        }
+        Ok(writes)
+    }
+
+    /// Checks that payload `id` would apply now, without writing anything.
+    pub fn check(&mut self, id: PayloadId) -> Result<(), EngineError> {
+        let state = self.state(id)?;
+        if state == State::Applied {
+            return Err(EngineError::WrongState {
+                id,
+                state,
+                action: "check",
+            });
+        }
+        self.prepare(id)?;
+        self.slot_mut(id)?.state = State::Checked;
+        Ok(())
+    }
+
+    /// Writes `writes` (their `new` bytes, or with `undo` their `old` bytes
+    /// in reverse order) inside one stop-the-world section. A failed write
+    /// rolls back the earlier ones before the section ends.
+    fn commit(&mut self, writes: &[Write], undo: bool) -> Result<(), EngineError> {
+        fn bytes(w: &Write, undo: bool) -> &[u8] {
+            if undo {
+                &w.old
+            } else {
+                &w.new
+            }
+        }
+        let mut critical = |cw: &mut dyn CodeWriter| -> Result<(), TargetError> {
+            let order = |i: usize| if undo { writes.len() - 1 - i } else { i };
+            for i in 0..writes.len() {
+                let Some(w) = writes.get(order(i)) else {
+                    continue;
+                };
+                if let Err(e) = cw.write_code(w.addr, bytes(w, undo)) {
+                    for j in (0..i).rev() {
+                        if let Some(done) = writes.get(order(j)) {
+                            let _ = cw.write_code(done.addr, bytes(done, !undo));
+                            cw.flush_icache(done.addr, done.new.len());
+                        }
+                    }
+                    return Err(e);
+                }
+                cw.flush_icache(w.addr, w.new.len());
+            }
+            Ok(())
+        };
+        self.target.quiesce(&mut critical)?;
+        Ok(())
+    }
+
+    /// Applies payload `id` on top of the stack. On any error — a check, a
+    /// failed write, a hook returning non-zero — the target's code is left
+    /// as it was and the payload keeps its state.
+    pub fn apply(&mut self, id: PayloadId) -> Result<(), EngineError> {
+        let state = self.state(id)?;
+        if state == State::Applied {
+            return Err(EngineError::WrongState {
+                id,
+                state,
+                action: "apply",
+            });
+        }
+        let writes = self.prepare(id)?;
+        let hooks = self.slot(id)?.payload.hooks.clone();
+        self.run_hooks(&hooks, &[HookPoint::PreApply])?;
+        self.commit(&writes, false)?;
+        if let Err(e) = self.run_hooks(&hooks, &[HookPoint::Apply, HookPoint::PostApply]) {
+            self.commit(&writes, true)?;
+            return Err(e);
+        }
+        let slot = self.slot_mut(id)?;
+        slot.state = State::Applied;
+        slot.applied = writes;
+        self.stack.push(id);
+        Ok(())
+    }
+
+    /// Reverts payload `id`, which must be the top of the stack, restoring
+    /// the saved bytes exactly.
+    pub fn revert(&mut self, id: PayloadId) -> Result<(), EngineError> {
+        let state = self.state(id)?;
+        if state != State::Applied {
+            return Err(EngineError::WrongState {
+                id,
+                state,
+                action: "revert",
+            });
+        }
+        if let Some(&top) = self.stack.last().filter(|t| **t != id) {
+            return Err(EngineError::NotTop { id, top });
+        }
+        let (hooks, writes) = {
+            let s = self.slot(id)?;
+            (s.payload.hooks.clone(), s.applied.clone())
+        };
+        self.run_hooks(&hooks, &[HookPoint::PreRevert])?;
+        self.commit(&writes, true)?;
+        if let Err(e) = self.run_hooks(&hooks, &[HookPoint::Revert, HookPoint::PostRevert]) {
+            self.commit(&writes, false)?;
+            return Err(e);
+        }
+        let slot = self.slot_mut(id)?;
+        slot.state = State::Reverted;
+        slot.applied.clear();
+        self.stack.pop();
+        Ok(())
+    }
+
+    /// Reverts every applied payload (top first), then applies `id`. If the
+    /// apply fails, the reverted payloads are applied again, bottom first.
+    pub fn replace(&mut self, id: PayloadId) -> Result<(), EngineError> {
+        let state = self.state(id)?;
+        if state == State::Applied {
+            return Err(EngineError::WrongState {
+                id,
+                state,
+                action: "replace with",
+            });
+        }
+        let previous = self.stack.clone();
+        for &old in previous.iter().rev() {
+            if let Err(e) = self.revert(old) {
+                self.restore(&previous);
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.apply(id) {
+            self.restore(&previous);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Re-applies what `replace` reverted, best effort.
+    fn restore(&mut self, previous: &[PayloadId]) {
+        for &old in previous {
+            if self.state(old) != Ok(State::Applied) {
+                let _ = self.apply(old);
+            }
+        }
+    }
+
+    /// Unloads payload `id` (not while applied): runs its unload hooks and
+    /// releases its regions.
+    pub fn unload(&mut self, id: PayloadId) -> Result<(), EngineError> {
+        let state = self.state(id)?;
+        if state == State::Applied {
+            return Err(EngineError::WrongState {
+                id,
+                state,
+                action: "unload",
+            });
+        }
+        let hooks = self.slot(id)?.payload.hooks.clone();
+        self.run_hooks(&hooks, &[HookPoint::Unload])?;
+        let pos = self
+            .slots
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or(EngineError::NoSuchPayload(id))?;
+        let slot = self.slots.remove(pos);
+        for r in &slot.payload.regions {
+            self.target.unmap(r)?;
+        }
+        Ok(())
+    }
+}

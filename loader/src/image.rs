@@ -1,1 +1,369 @@
-//! image
+//! Offline patching of an executable image (feature `std`).
+//!
+//! The image is an ELF64 executable that reserves the arena sections
+//! `.xsplice.arena.text` (alloc+exec), `.xsplice.arena.rodata` (alloc) and
+//! `.xsplice.arena.data` (alloc+write), PROGBITS. Payload regions are
+//! placed in the arenas, patch sites are rewritten in the image's own text,
+//! and the result is a new executable file that runs with the fix.
+//!
+//! Decisions, written down here and in `spec/SPEC.md`:
+//! * Read-only payload data goes to `.xsplice.arena.rodata`, or to the text
+//!   arena when the image has no rodata arena (readable, and still W^X).
+//!   Writable data needs `.xsplice.arena.data`.
+//! * Hooks are not run: an offline target cannot execute image code.
+//!   [`HookOutcome::Skipped`] is reported for each.
+//! * Symbols come from the image's `.symtab`: a global (or weak) definition
+//!   wins; otherwise a name with exactly one local definition resolves to
+//!   it; `sympos` picks among locals in symbol-table order.
+//! * Addresses are link-time virtual addresses. For a position-independent
+//!   image that is right for every PC-relative reference (calls, jumps,
+//!   `lea`, relaxed GOT loads), which is what gcc emits by default.
+
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use goblin::elf::section_header as sh;
+use goblin::elf::sym;
+use goblin::elf::Elf;
+use xsplice_abi::sections;
+
+use crate::engine::{CodeWriter, HookOutcome, Target};
+use crate::payload::{Hook, Region};
+use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+
+/// Largest image accepted.
+pub const MAX_IMAGE: usize = 256 << 20;
+
+/// Why an image cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// Over [`MAX_IMAGE`].
+    #[error("image is {0} bytes, over the 256 MiB limit")]
+    TooLarge(usize),
+    /// Not a parseable ELF file.
+    #[error("not an ELF image: {0}")]
+    Parse(String),
+    /// Not an ELF64 little-endian executable for x86-64 or AArch64.
+    #[error("not an ELF64 little-endian x86-64/AArch64 executable (class/type/machine)")]
+    Kind,
+    /// An arena section has the wrong type or flags.
+    #[error("section `{name}`: {why}")]
+    Arena {
+        /// Section name.
+        name: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// No symbol table.
+    #[error("image has no .symtab (it must not be stripped)")]
+    NoSymbols,
+}
+
+#[derive(Debug, Clone)]
+struct Section {
+    addr: u64,
+    size: u64,
+    offset: u64,
+    file_backed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Arena {
+    name: &'static str,
+    addr: u64,
+    size: u64,
+    used: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ImageSymbol {
+    name: String,
+    symbol: Symbol,
+    global: bool,
+}
+
+/// An executable image patched offline.
+#[derive(Debug, Clone)]
+pub struct ImageTarget {
+    bytes: Vec<u8>,
+    arch: Arch,
+    sections: Vec<Section>,
+    arenas: [Option<Arena>; 3],
+    symbols: Vec<ImageSymbol>,
+    build_id: Option<Vec<u8>>,
+    skipped_hooks: usize,
+}
+
+impl ImageTarget {
+    /// Parses an executable image.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, ImageError> {
+        if bytes.len() > MAX_IMAGE {
+            return Err(ImageError::TooLarge(bytes.len()));
+        }
+        let elf = Elf::parse(&bytes).map_err(|e| ImageError::Parse(e.to_string()))?;
+        let arch = match elf.header.e_machine {
+            goblin::elf::header::EM_X86_64 => Arch::X86_64,
+            goblin::elf::header::EM_AARCH64 => Arch::Aarch64,
+            _ => return Err(ImageError::Kind),
+        };
+        let exec_or_dyn = matches!(
+            elf.header.e_type,
+            goblin::elf::header::ET_EXEC | goblin::elf::header::ET_DYN
+        );
+        if !elf.is_64 || !elf.little_endian || !exec_or_dyn {
+            return Err(ImageError::Kind);
+        }
+        let mut sections = Vec::new();
+        let mut arenas: [Option<Arena>; 3] = [None, None, None];
+        let mut build_id = None;
+        for s in &elf.section_headers {
+            let alloc = s.sh_flags & u64::from(sh::SHF_ALLOC) != 0;
+            let file_backed = s.sh_type != sh::SHT_NOBITS;
+            let end = s.sh_offset.checked_add(s.sh_size);
+            if alloc && file_backed && end.is_none_or(|e| e > bytes.len() as u64) {
+                return Err(ImageError::Parse("a section lies outside the file".into()));
+            }
+            if alloc {
+                sections.push(Section {
+                    addr: s.sh_addr,
+                    size: s.sh_size,
+                    offset: s.sh_offset,
+                    file_backed,
+                });
+            }
+            let name = elf.shdr_strtab.get_at(s.sh_name).unwrap_or("");
+            if name == sections::BUILD_ID {
+                let start = usize::try_from(s.sh_offset).unwrap_or(usize::MAX);
+                let data = bytes
+                    .get(start..start.saturating_add(s.sh_size as usize))
+                    .unwrap_or(&[]);
+                build_id = notes::build_id(data).ok().map(<[u8]>::to_vec);
+            }
+            for (kind, arena_name) in [
+                (RegionKind::Text, sections::ARENA_TEXT),
+                (RegionKind::ReadOnly, sections::ARENA_RODATA),
+                (RegionKind::Data, sections::ARENA_DATA),
+            ] {
+                if name != arena_name {
+                    continue;
+                }
+                let flags = s.sh_flags;
+                let has = |f: u32| flags & u64::from(f) != 0;
+                let why = if s.sh_type != sh::SHT_PROGBITS {
+                    Some("must be PROGBITS (file-backed) so that payloads can be written into it")
+                } else if !has(sh::SHF_ALLOC) {
+                    Some("must be SHF_ALLOC")
+                } else if kind == RegionKind::Text && !has(sh::SHF_EXECINSTR) {
+                    Some("must be executable")
+                } else if kind == RegionKind::Data && !has(sh::SHF_WRITE) {
+                    Some("must be writable")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(ImageError::Arena {
+                        name: arena_name,
+                        why,
+                    });
+                }
+                if let Some(slot) = arenas.get_mut(kind as usize) {
+                    *slot = Some(Arena {
+                        name: arena_name,
+                        addr: s.sh_addr,
+                        size: s.sh_size,
+                        used: 0,
+                    });
+                }
+            }
+        }
+        if elf.syms.is_empty() {
+            return Err(ImageError::NoSymbols);
+        }
+        let symbols = elf
+            .syms
+            .iter()
+            .filter(|s| {
+                s.st_shndx != sh::SHN_UNDEF as usize && s.st_shndx < sh::SHN_LORESERVE as usize
+            })
+            .filter(|s| {
+                matches!(
+                    s.st_type(),
+                    sym::STT_FUNC | sym::STT_OBJECT | sym::STT_NOTYPE
+                )
+            })
+            .filter_map(|s| {
+                let name = elf.strtab.get_at(s.st_name)?;
+                (!name.is_empty()).then(|| ImageSymbol {
+                    name: name.to_string(),
+                    symbol: Symbol {
+                        addr: Addr(s.st_value),
+                        size: s.st_size,
+                    },
+                    global: s.st_bind() != sym::STB_LOCAL,
+                })
+            })
+            .collect();
+        drop(elf);
+        Ok(ImageTarget {
+            bytes,
+            arch,
+            sections,
+            arenas,
+            symbols,
+            build_id,
+            skipped_hooks: 0,
+        })
+    }
+
+    /// The image's machine.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The (patched) image bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The (patched) image bytes, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// How many hooks were skipped because an offline image cannot run them.
+    pub fn skipped_hooks(&self) -> usize {
+        self.skipped_hooks
+    }
+
+    /// `(arena name, used, size)` for each arena present.
+    pub fn arena_usage(&self) -> impl Iterator<Item = (&'static str, u64, u64)> + '_ {
+        self.arenas
+            .iter()
+            .flatten()
+            .map(|a| (a.name, a.used, a.size))
+    }
+
+    /// The file range backing `[addr, addr+len)`, which must lie in one
+    /// allocated, file-backed section.
+    fn file_range(&self, addr: Addr, len: usize) -> Result<core::ops::Range<usize>, TargetError> {
+        let end = addr
+            .0
+            .checked_add(len as u64)
+            .ok_or(TargetError::BadAddress(addr))?;
+        let s = self
+            .sections
+            .iter()
+            .find(|s| s.file_backed && addr.0 >= s.addr && end <= s.addr.saturating_add(s.size))
+            .ok_or(TargetError::BadAddress(addr))?;
+        let start = usize::try_from(s.offset + (addr.0 - s.addr))
+            .map_err(|_| TargetError::BadAddress(addr))?;
+        Ok(start..start + len)
+    }
+}
+
+impl SymbolSource for ImageTarget {
+    fn lookup(&self, name: &str) -> Option<Symbol> {
+        if let Some(g) = self.symbols.iter().find(|s| s.global && s.name == name) {
+            return Some(g.symbol);
+        }
+        let mut locals = self.symbols.iter().filter(|s| !s.global && s.name == name);
+        match (locals.next(), locals.next()) {
+            (Some(only), None) => Some(only.symbol),
+            _ => None,
+        }
+    }
+
+    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
+        let n = usize::try_from(pos).ok()?.checked_sub(1)?;
+        self.symbols
+            .iter()
+            .filter(|s| !s.global && s.name == name)
+            .nth(n)
+            .map(|s| s.symbol)
+    }
+}
+
+impl Allocator for ImageTarget {
+    fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
+        let has = |k: RegionKind| self.arenas.get(k as usize).is_some_and(Option::is_some);
+        let from = match kind {
+            RegionKind::ReadOnly if !has(RegionKind::ReadOnly) => RegionKind::Text,
+            k => k,
+        };
+        let arena = self
+            .arenas
+            .get_mut(from as usize)
+            .and_then(Option::as_mut)
+            .ok_or(TargetError::OutOfMemory {
+                kind: kind.name(),
+                size,
+            })?;
+        let a = align.max(1);
+        let start = arena
+            .addr
+            .checked_add(arena.used)
+            .and_then(|u| u.checked_add(a - 1))
+            .map(|u| u / a * a);
+        let end = start.and_then(|s| s.checked_add(size));
+        match (start, end) {
+            (Some(start), Some(end)) if end <= arena.addr.saturating_add(arena.size) => {
+                arena.used = end - arena.addr;
+                Ok(Addr(start))
+            }
+            _ => Err(TargetError::OutOfMemory {
+                kind: kind.name(),
+                size,
+            }),
+        }
+    }
+}
+
+impl CodeWriter for ImageTarget {
+    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
+        let range = self.file_range(addr, bytes.len())?;
+        self.bytes
+            .get_mut(range)
+            .ok_or(TargetError::BadAddress(addr))?
+            .copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush_icache(&mut self, _addr: Addr, _len: usize) {
+        // The image is a file: nothing executes it while it is patched.
+    }
+}
+
+impl Target for ImageTarget {
+    fn map(&mut self, region: &Region) -> Result<(), TargetError> {
+        self.write_code(region.addr, &region.bytes)
+    }
+
+    fn unmap(&mut self, _region: &Region) -> Result<(), TargetError> {
+        // Arena space is not reused: unloading leaves the bytes unreferenced.
+        Ok(())
+    }
+
+    fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
+        let range = self.file_range(addr, buf.len())?;
+        buf.copy_from_slice(self.bytes.get(range).ok_or(TargetError::BadAddress(addr))?);
+        Ok(())
+    }
+
+    fn quiesce(
+        &mut self,
+        critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
+    ) -> Result<(), TargetError> {
+        // Offline: nothing runs, so the world is already stopped.
+        critical(self)
+    }
+
+    fn build_id(&self) -> Option<&[u8]> {
+        self.build_id.as_deref()
+    }
+
+    fn run_hook(&mut self, _hook: &Hook) -> Result<HookOutcome, TargetError> {
+        self.skipped_hooks += 1;
+        Ok(HookOutcome::Skipped)
+    }
+}

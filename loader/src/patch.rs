@@ -1,1 +1,148 @@
-//! patch
+//! The bytes written at a patch site, per architecture.
+//!
+//! x86-64 redirects with a 5-byte `jmp rel32` (`e9`, ±2 GiB) and NOPs out
+//! with the recommended multi-byte NOP forms; AArch64 redirects with a
+//! 4-byte `b imm26` (±128 MiB) and NOPs with `nop` (`d503201f`).
+
+use alloc::vec::Vec;
+
+use crate::{Addr, Arch};
+
+/// Why the patch bytes for a site cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatchError {
+    /// The new code is out of the branch's range from the site.
+    #[error("new code at {dest} is out of {arch} branch range from the site {site}")]
+    OutOfRange {
+        /// The site.
+        site: Addr,
+        /// The destination.
+        dest: Addr,
+        /// Architecture.
+        arch: Arch,
+    },
+    /// A branch site or destination is misaligned (AArch64: 4 bytes).
+    #[error("site {site} or destination {dest} is not 4-byte aligned")]
+    Misaligned {
+        /// The site.
+        site: Addr,
+        /// The destination.
+        dest: Addr,
+    },
+    /// A NOP length that is not a whole number of instructions.
+    #[error("cannot NOP out {len} bytes on {arch}")]
+    NopLength {
+        /// The length.
+        len: u64,
+        /// Architecture.
+        arch: Arch,
+    },
+}
+
+/// The bytes that redirect execution from `site` to `dest`.
+///
+/// ```
+/// use xsplice_loader::{patch::jump, Addr, Arch};
+/// assert_eq!(jump(Arch::X86_64, Addr(0x1000), Addr(0x2000)).unwrap(), [0xe9, 0xfb, 0x0f, 0, 0]);
+/// assert_eq!(jump(Arch::Aarch64, Addr(0x1000), Addr(0x2000)).unwrap(), 0x1400_0400u32.to_le_bytes());
+/// ```
+pub fn jump(arch: Arch, site: Addr, dest: Addr) -> Result<Vec<u8>, PatchError> {
+    let delta = i128::from(dest.0) - i128::from(site.0);
+    let out_of_range = PatchError::OutOfRange { site, dest, arch };
+    match arch {
+        Arch::X86_64 => {
+            let rel = i32::try_from(delta - 5).map_err(|_| out_of_range)?;
+            let mut bytes = alloc::vec![0xe9];
+            bytes.extend_from_slice(&rel.to_le_bytes());
+            Ok(bytes)
+        }
+        Arch::Aarch64 => {
+            if site.0 % 4 != 0 || dest.0 % 4 != 0 {
+                return Err(PatchError::Misaligned { site, dest });
+            }
+            let words = delta / 4;
+            if !(-(1i128 << 25)..(1i128 << 25)).contains(&words) {
+                return Err(out_of_range);
+            }
+            let insn = 0x1400_0000u32 | (words as u32 & 0x03ff_ffff);
+            Ok(insn.to_le_bytes().to_vec())
+        }
+    }
+}
+
+/// `len` bytes of NOPs.
+///
+/// ```
+/// use xsplice_loader::{patch::nops, Arch};
+/// assert_eq!(nops(Arch::X86_64, 3).unwrap(), [0x0f, 0x1f, 0x00]);
+/// assert!(nops(Arch::Aarch64, 6).is_err());
+/// ```
+pub fn nops(arch: Arch, len: u64) -> Result<Vec<u8>, PatchError> {
+    let n = usize::try_from(len).map_err(|_| PatchError::NopLength { len, arch })?;
+    match arch {
+        Arch::X86_64 => {
+            // Intel SDM's recommended NOPs of 1 to 8 bytes.
+            const NOPS: [&[u8]; 8] = [
+                &[0x90],
+                &[0x66, 0x90],
+                &[0x0f, 0x1f, 0x00],
+                &[0x0f, 0x1f, 0x40, 0x00],
+                &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+                &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+                &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+                &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+            ];
+            let mut out = Vec::with_capacity(n);
+            let mut left = n;
+            while left > 0 {
+                let take = left.min(NOPS.len());
+                let nop = NOPS.get(take - 1).copied().unwrap_or(&[0x90]);
+                out.extend_from_slice(nop);
+                left -= nop.len();
+            }
+            Ok(out)
+        }
+        Arch::Aarch64 => {
+            if n % 4 != 0 {
+                return Err(PatchError::NopLength { len, arch });
+            }
+            Ok(0xd503_201fu32.to_le_bytes().repeat(n / 4))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let far = Addr(0x1000 + (1u64 << 31) + 8);
+        assert!(matches!(
+            jump(Arch::X86_64, Addr(0x1000), far),
+            Err(PatchError::OutOfRange { .. })
+        ));
+        // The furthest forward jump: rel32 = i32::MAX.
+        let max = Addr(0x1000 + 5 + i32::MAX as u64);
+        assert_eq!(
+            &jump(Arch::X86_64, Addr(0x1000), max).unwrap()[1..],
+            &i32::MAX.to_le_bytes()
+        );
+        let back = jump(Arch::Aarch64, Addr(0x10_0000), Addr(0x0f_fffc)).unwrap();
+        assert_eq!(back, 0x17ff_ffffu32.to_le_bytes());
+        assert!(jump(Arch::Aarch64, Addr(0), Addr(128 << 20)).is_err());
+        assert!(jump(Arch::Aarch64, Addr(0), Addr((128 << 20) - 4)).is_ok());
+    }
+
+    #[test]
+    fn nop_lengths() {
+        for n in 0..40u64 {
+            assert_eq!(nops(Arch::X86_64, n).unwrap().len() as u64, n);
+        }
+        assert_eq!(
+            nops(Arch::Aarch64, 8).unwrap(),
+            [0x1f, 0x20, 0x03, 0xd5, 0x1f, 0x20, 0x03, 0xd5]
+        );
+    }
+}
