@@ -126,7 +126,9 @@ struct xsplice_patch_func_v1 {
 	uint8_t pad[24];         /*  40 padding, must be zero; read-only once loaded */
 };
 _Static_assert(sizeof(struct xsplice_patch_func_v1) == 64, "xsplice_patch_func_v1: size");
+#if defined(__LP64__) || defined(_LP64)
 _Static_assert(_Alignof(struct xsplice_patch_func_v1) == 8, "xsplice_patch_func_v1: alignment");
+#endif
 _Static_assert(offsetof(struct xsplice_patch_func_v1, new_addr) == 0, "xsplice_patch_func_v1.new_addr: offset");
 _Static_assert(sizeof(((struct xsplice_patch_func_v1 *)0)->new_addr) == 8, "xsplice_patch_func_v1.new_addr: size");
 _Static_assert(offsetof(struct xsplice_patch_func_v1, new_size) == 8, "xsplice_patch_func_v1.new_size: offset");
@@ -155,7 +157,9 @@ struct xsplice_patch_func_v2 {
 	uint8_t reserved[12];    /*  52 since 2.0; reserved, must be zero */
 };
 _Static_assert(sizeof(struct xsplice_patch_func_v2) == 64, "xsplice_patch_func_v2: size");
+#if defined(__LP64__) || defined(_LP64)
 _Static_assert(_Alignof(struct xsplice_patch_func_v2) == 8, "xsplice_patch_func_v2: alignment");
+#endif
 _Static_assert(offsetof(struct xsplice_patch_func_v2, new_addr) == 0, "xsplice_patch_func_v2.new_addr: offset");
 _Static_assert(sizeof(((struct xsplice_patch_func_v2 *)0)->new_addr) == 8, "xsplice_patch_func_v2.new_addr: size");
 _Static_assert(offsetof(struct xsplice_patch_func_v2, new_size) == 8, "xsplice_patch_func_v2.new_size: offset");
@@ -197,7 +201,9 @@ struct xsplice_patch_func_v3 {
 	uint8_t reserved1[32];   /*  96 since 3.0; reserved for 3.x fields under new feature bits, must be zero */
 };
 _Static_assert(sizeof(struct xsplice_patch_func_v3) == 128, "xsplice_patch_func_v3: size");
+#if defined(__LP64__) || defined(_LP64)
 _Static_assert(_Alignof(struct xsplice_patch_func_v3) == 8, "xsplice_patch_func_v3: alignment");
+#endif
 _Static_assert(offsetof(struct xsplice_patch_func_v3, new_addr) == 0, "xsplice_patch_func_v3.new_addr: offset");
 _Static_assert(sizeof(((struct xsplice_patch_func_v3 *)0)->new_addr) == 8, "xsplice_patch_func_v3.new_addr: size");
 _Static_assert(offsetof(struct xsplice_patch_func_v3, new_size) == 8, "xsplice_patch_func_v3.new_size: offset");

@@ -17,7 +17,7 @@ use crate::splice::{splice, Block, SpliceError};
 
 /// The directory, relative to the spec crate, that holds the generated
 /// files. The generator owns it: a file there that it does not produce is
-/// reported by [`check`] and removed by [`write`].
+/// reported by [`check`] and removed by [`write()`].
 pub const GENERATED_DIR: &str = "generated";
 
 /// Hand-written documents, relative to the spec crate, whose generated

@@ -17,7 +17,7 @@
 //! * [`splice`] — replaces the text between
 //!   `<!-- BEGIN GENERATED: name -->` and `<!-- END GENERATED: name -->`
 //!   markers in a Markdown document with the block of that name;
-//! * [`expected_outputs`], [`check`] and [`write`] — what the `gen` binary
+//! * [`expected_outputs`], [`check`] and [`write()`] — what the `gen` binary
 //!   (`cargo run -p xsplice-spec --bin gen`) writes, and the staleness check
 //!   the test suite runs against the committed files.
 //!

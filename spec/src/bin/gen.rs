@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         match xsplice_spec::write(&root) {
             Ok(changed) => {
                 for p in &changed {
-                    println!("wrote spec/{}", p.display());
+                    println!("updated spec/{}", p.display());
                 }
                 if changed.is_empty() {
                     println!("nothing to do: all generated files are fresh");
