@@ -12,9 +12,8 @@
 //!   Writable data needs `.xsplice.arena.data`.
 //! * Hooks are not run: an offline target cannot execute image code.
 //!   [`HookOutcome::Skipped`] is reported for each.
-//! * Symbols come from the image's `.symtab`: a global (or weak) definition
-//!   wins; otherwise a name with exactly one local definition resolves to
-//!   it; `sympos` picks among locals in symbol-table order.
+//! * Symbols come from the image's `.symtab` (rules in `SymbolTable`: a
+//!   global wins, else a unique local; `sympos` picks among locals).
 //! * Addresses are link-time virtual addresses. For a position-independent
 //!   image that is right for every PC-relative reference (calls, jumps,
 //!   `lea`, relaxed GOT loads), which is what gcc emits by default.
@@ -23,12 +22,12 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use goblin::elf::section_header as sh;
-use goblin::elf::sym;
 use goblin::elf::Elf;
 use xsplice_abi::sections;
 
 use crate::engine::{CodeWriter, HookOutcome, Target};
 use crate::payload::{Hook, Region};
+use crate::symtab::SymbolTable;
 use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
 /// Largest image accepted.
@@ -76,13 +75,6 @@ struct Arena {
     used: u64,
 }
 
-#[derive(Debug, Clone)]
-struct ImageSymbol {
-    name: String,
-    symbol: Symbol,
-    global: bool,
-}
-
 /// An executable image patched offline.
 #[derive(Debug, Clone)]
 pub struct ImageTarget {
@@ -90,7 +82,7 @@ pub struct ImageTarget {
     arch: Arch,
     sections: Vec<Section>,
     arenas: [Option<Arena>; 3],
-    symbols: Vec<ImageSymbol>,
+    symbols: SymbolTable,
     build_id: Option<Vec<u8>>,
     skipped_hooks: usize,
 }
@@ -177,33 +169,10 @@ impl ImageTarget {
                 }
             }
         }
-        if elf.syms.is_empty() {
+        let symbols = SymbolTable::from_elf(&elf, 0);
+        if symbols.is_empty() {
             return Err(ImageError::NoSymbols);
         }
-        let symbols = elf
-            .syms
-            .iter()
-            .filter(|s| {
-                s.st_shndx != sh::SHN_UNDEF as usize && s.st_shndx < sh::SHN_LORESERVE as usize
-            })
-            .filter(|s| {
-                matches!(
-                    s.st_type(),
-                    sym::STT_FUNC | sym::STT_OBJECT | sym::STT_NOTYPE
-                )
-            })
-            .filter_map(|s| {
-                let name = elf.strtab.get_at(s.st_name)?;
-                (!name.is_empty()).then(|| ImageSymbol {
-                    name: name.to_string(),
-                    symbol: Symbol {
-                        addr: Addr(s.st_value),
-                        size: s.st_size,
-                    },
-                    global: s.st_bind() != sym::STB_LOCAL,
-                })
-            })
-            .collect();
         drop(elf);
         Ok(ImageTarget {
             bytes,
@@ -264,23 +233,11 @@ impl ImageTarget {
 
 impl SymbolSource for ImageTarget {
     fn lookup(&self, name: &str) -> Option<Symbol> {
-        if let Some(g) = self.symbols.iter().find(|s| s.global && s.name == name) {
-            return Some(g.symbol);
-        }
-        let mut locals = self.symbols.iter().filter(|s| !s.global && s.name == name);
-        match (locals.next(), locals.next()) {
-            (Some(only), None) => Some(only.symbol),
-            _ => None,
-        }
+        self.symbols.lookup(name)
     }
 
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
-        let n = usize::try_from(pos).ok()?.checked_sub(1)?;
-        self.symbols
-            .iter()
-            .filter(|s| !s.global && s.name == name)
-            .nth(n)
-            .map(|s| s.symbol)
+        self.symbols.lookup_local(name, pos)
     }
 }
 

@@ -61,6 +61,8 @@ mod reloc;
 
 #[cfg(feature = "std")]
 pub mod image;
+#[cfg(feature = "std")]
+mod symtab;
 #[cfg(feature = "write")]
 pub mod write;
 #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
