@@ -670,7 +670,9 @@ pub fn load(
     let decoded = xsplice_abi::decode(funcs_bytes, entsize).map_err(LoadError::Records)?;
     let mut union = Incompat::empty();
     let mut records = Vec::with_capacity(decoded.len());
-    let text = layout.region(RegionKind::Text).cloned();
+    let text = layout
+        .region(RegionKind::Text)
+        .map(|t| (t.addr.0, t.addr.0.saturating_add(t.bytes.len() as u64)));
     for rec in decoded.iter() {
         let rec = rec.map_err(LoadError::Records)?;
         for w in rec.warnings().iter() {
@@ -705,14 +707,21 @@ pub fn load(
             // the instruction size when the patch bytes are made.
         } else if f.new_addr.is_null() {
             return Err(record_err(RecordProblem::NullNewAddr));
-        } else if !text
-            .as_ref()
-            .is_some_and(|t| t.contains(f.new_addr, f.new_size.max(1)))
-        {
+        } else if !text.is_some_and(|(lo, hi)| (lo..hi).contains(&f.new_addr.0)) {
             return Err(record_err(RecordProblem::NewOutsideText {
                 addr: f.new_addr,
                 size: f.new_size,
             }));
+        } else if text.is_some_and(|(_, hi)| f.new_addr.0.saturating_add(f.new_size) > hi) {
+            // Only new_addr is used to patch; a new_size running past the
+            // text (a C author's estimate) is reported, not refused.
+            warnings.push(LoadWarning::Record {
+                record: rec.index,
+                what: alloc::format!(
+                    "new_size {:#x} runs past the end of the payload's text",
+                    f.new_size
+                ),
+            });
         }
         let needed = if f.is_nop() {
             f.new_size
