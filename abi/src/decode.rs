@@ -287,6 +287,17 @@ pub fn decode_record(
             });
         }
     }
+    // An unknown incompat bit is named before any reserved or tail byte is
+    // blamed: a newer minor's field under a new bit lives in those bytes.
+    if version != RecordVersion::V1 {
+        let (tags, _) = RecordV2::ref_from_prefix(record).map_err(|_| ErrorKind::Truncated {
+            needed: MIN_RECORD,
+            available: record.len(),
+        })?;
+        if let Some(bit) = Incompat::first_unknown(tags.incompat.get()) {
+            return Err(ErrorKind::UnknownIncompat { bit });
+        }
+    }
     if let Some(offset) = record
         .get(known..)
         .and_then(|tail| first_nonzero(tail, known))
@@ -381,6 +392,19 @@ mod tests {
             }
         );
         assert_eq!(err.section_offset, Some(64 + 40));
+    }
+
+    #[test]
+    fn unknown_incompat_is_named_before_reserved_bytes() {
+        // A 3.x record using a reserved byte under a bit this crate lacks.
+        let mut rec = [0u8; 160];
+        rec[40] = 3;
+        rec[42] = 160;
+        rec[44..48].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        rec[100] = 7;
+        rec[150] = 7;
+        let err = recs_err(&rec, 0, 0);
+        assert_eq!(err.kind, ErrorKind::UnknownIncompat { bit: 20 });
     }
 
     #[test]

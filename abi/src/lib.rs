@@ -104,4 +104,4 @@ pub use note::{AbiNote, NoteError, NOTE_DESC_SIZE, NOTE_NAME, NOTE_TYPE};
 #[cfg(feature = "semver")]
 pub use version::supported_formats;
 pub use version::{FormatVersion, RecordIndex, RecordVersion, UnsupportedFormat};
-pub use view::{Addr, Expect, PatchFunc, EXPECT_MAX};
+pub use view::{Addr, Expect, PatchFunc, EXPECT_MAX, NAME_MAX};

@@ -43,6 +43,9 @@ impl fmt::Display for Addr {
     }
 }
 
+/// The longest function name a record may point to, in bytes, NUL excluded.
+pub const NAME_MAX: usize = 127;
+
 /// The largest number of expected bytes a record can carry.
 pub const EXPECT_MAX: usize = 32;
 
@@ -160,6 +163,12 @@ mod expect_serde {
                         return Err(E::custom(
                             "expect: an even number of hex digits, at most 64",
                         ));
+                    }
+                    if digits
+                        .iter()
+                        .any(|d| !matches!(d, b'0'..=b'9' | b'a'..=b'f'))
+                    {
+                        return Err(E::custom("expect: lowercase hex digits only"));
                     }
                     let mut bytes = [0u8; EXPECT_MAX];
                     for (out, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {

@@ -238,6 +238,10 @@ pub enum RelocProblem {
     /// The symbol index is out of range.
     #[error("symbol index {0} is out of range")]
     SymbolIndex(usize),
+    /// A relocation of a format section that touches something other than
+    /// a pointer field, or is not a plain 64-bit absolute relocation.
+    #[error("relocates a field of a format section other than a pointer (only ABS64 at new_addr, old_addr, name and hook pointers)")]
+    FormatField,
     /// The value does not fit the field.
     #[error("value {value:#x} overflows the {bits}-bit field")]
     Overflow {

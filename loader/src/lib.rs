@@ -61,12 +61,12 @@ mod reloc;
 
 #[cfg(feature = "std")]
 pub mod image;
+#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+pub mod process;
 #[cfg(feature = "std")]
 mod symtab;
 #[cfg(feature = "write")]
 pub mod write;
-#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
-pub mod process;
 
 use alloc::vec::Vec;
 use core::fmt;

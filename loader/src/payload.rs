@@ -23,8 +23,7 @@ use crate::error::{
 use crate::reloc::{self, GotUse};
 use crate::{notes, Allocator, Arch, LoadOptions, RegionKind, Symbol, SymbolSource};
 
-/// Longest function name, NUL excluded.
-pub const NAME_MAX: usize = 127;
+pub use xsplice_abi::NAME_MAX;
 
 /// One region of a loaded payload: its final address and relocated bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,6 +486,7 @@ fn relocate(
     elf: &PayloadElf<'_>,
     layout: &mut Layout,
     addrs: &[Option<u64>],
+    record_size: u64,
 ) -> Result<(), LoadError> {
     let got_addr = layout.got_addr().unwrap_or(0);
     for rs in 1..elf.sections.len() {
@@ -506,6 +506,7 @@ fn relocate(
             .sections
             .get(rs)
             .is_some_and(|s| s.sh_type == sh::SHT_RELA);
+        let rule = FormatRule::of(section_name, record_size);
         for (index, r) in relocs.iter().enumerate() {
             let symbol_name = || {
                 elf.symbol(r.r_sym)
@@ -531,6 +532,9 @@ fn relocate(
                 }
                 None => return Err(err(RelocProblem::SymbolIndex(r.r_sym))),
             };
+            if !rule.allows(elf.arch, r.r_type, r.r_offset) {
+                return Err(err(RelocProblem::FormatField));
+            }
             let region = layout
                 .regions
                 .iter_mut()
@@ -587,6 +591,56 @@ fn relocate(
         }
     }
     Ok(())
+}
+
+/// What relocations the format's own sections may carry: their fields are
+/// read from the relocated bytes, so only the pointer fields may be
+/// relocated, and only by a plain 64-bit absolute relocation.
+#[derive(Debug, Clone, Copy)]
+enum FormatRule {
+    /// Any relocation (code and data of the payload).
+    Any,
+    /// `.xsplice.funcs`: ABS64 at `new_addr`, `old_addr` and `name`.
+    Records(u64),
+    /// `.xsplice.hooks.*`: ABS64 at each 8-byte pointer.
+    Hooks,
+    /// Notes and vendor entries: no relocation at all.
+    None,
+}
+
+impl FormatRule {
+    fn of(section: &str, record_size: u64) -> FormatRule {
+        if section == sections::FUNCS {
+            FormatRule::Records(record_size.max(1))
+        } else if HookPoint::from_section(section).is_some() {
+            FormatRule::Hooks
+        } else if [
+            sections::NOTE,
+            sections::DEPENDS,
+            sections::VENDOR,
+            sections::BUILD_ID,
+        ]
+        .contains(&section)
+        {
+            FormatRule::None
+        } else {
+            FormatRule::Any
+        }
+    }
+
+    fn allows(self, arch: Arch, rtype: u32, offset: u64) -> bool {
+        let abs64 = rtype
+            == match arch {
+                Arch::X86_64 => goblin::elf::reloc::R_X86_64_64,
+                Arch::Aarch64 => goblin::elf::reloc::R_AARCH64_ABS64,
+            };
+        match self {
+            FormatRule::Any => true,
+            FormatRule::Records(size) => abs64 && matches!(offset % size, 0 | 16 | 32),
+            FormatRule::Hooks => abs64 && offset % 8 == 0,
+            FormatRule::None => false,
+        }
+    }
 }
 
 /// The relocated bytes of a loaded section.
@@ -660,12 +714,18 @@ pub fn load(
         return Err(elf.section_err(funcs, SectionProblem::Contents("is not SHF_ALLOC")));
     }
 
+    let entsize = elf.sections.get(funcs).map_or(0, |s| s.sh_entsize);
+    // The section-level rules (version, size, entsize, length) hold on the
+    // unrelocated bytes, since relocations may only touch pointer fields.
+    let record_size = xsplice_abi::decode(elf.data(funcs), entsize)
+        .map_err(LoadError::Records)?
+        .size() as u64;
+
     let mut layout = lay_out(&elf, opts, alloc)?;
     let (addrs, exports) = resolve_symbols(&elf, &layout, symbols)?;
-    relocate(&elf, &mut layout, &addrs)?;
+    relocate(&elf, &mut layout, &addrs, record_size)?;
 
     let mut warnings = Vec::new();
-    let entsize = elf.sections.get(funcs).map_or(0, |s| s.sh_entsize);
     let funcs_bytes = loaded_bytes(&elf, &layout, funcs).unwrap_or(&[]);
     let decoded = xsplice_abi::decode(funcs_bytes, entsize).map_err(LoadError::Records)?;
     let mut union = Incompat::empty();

@@ -4,7 +4,7 @@
 //! specification states them in prose.
 
 /// Longest function name, in bytes, not counting the terminating NUL.
-pub const NAME_MAX: usize = 127;
+pub use xsplice_abi::NAME_MAX;
 
 /// `sh_entsize` of a v1 section holding the seed's first draft
 /// (`pad[64]`): the 40-byte prefix plus 64 bytes of padding. It is read by
