@@ -81,6 +81,12 @@ impl<'a> PayloadElf<'a> {
             header::EM_AARCH64 => Arch::Aarch64,
             m => return Err(header_err(HeaderProblem::Machine(m))),
         };
+        if let Some(target) = opts.arch.filter(|t| *t != arch) {
+            return Err(header_err(HeaderProblem::WrongArch {
+                payload: arch,
+                target,
+            }));
+        }
         if h.e_phnum != 0 {
             return Err(header_err(HeaderProblem::ProgramHeaders(h.e_phnum)));
         }

@@ -25,7 +25,8 @@ use xsplice_abi::{Incompat, RecordIndex};
 use crate::patch::{self, PatchError};
 use crate::payload::{Hook, LoadedPayload, Region};
 use crate::{
-    load, Addr, Allocator, LoadError, LoadOptions, RegionKind, Symbol, SymbolSource, TargetError,
+    load, Addr, Allocator, Arch, LoadError, LoadOptions, RegionKind, Symbol, SymbolSource,
+    TargetError,
 };
 
 /// Writes code bytes; what a [`Target`] hands the critical section.
@@ -48,6 +49,8 @@ pub enum HookOutcome {
 /// What the hypervisor provides. Each method's contract is part of the
 /// safety of live patching; implementations document how they meet it.
 pub trait Target: SymbolSource + Allocator + CodeWriter {
+    /// The machine of the target: payloads for another are refused.
+    fn arch(&self) -> Arch;
     /// Copies a region's relocated bytes to its address and gives it its
     /// final permissions: text read+execute, read-only read, data read+write.
     fn map(&mut self, region: &Region) -> Result<(), TargetError>;
@@ -265,8 +268,13 @@ impl<T: Target> Allocator for EnvAlloc<'_, '_, T> {
 }
 
 impl<T: Target> Engine<T> {
-    /// An engine over `target`, loading payloads with `opts`.
+    /// An engine over `target`, loading payloads with `opts`; payloads for
+    /// another machine than the target's are refused.
     pub fn new(target: T, opts: LoadOptions) -> Self {
+        let opts = LoadOptions {
+            arch: Some(target.arch()),
+            ..opts
+        };
         Engine {
             target,
             opts,

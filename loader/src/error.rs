@@ -111,6 +111,14 @@ pub enum HeaderProblem {
     /// Unsupported machine.
     #[error("e_machine {0} is not EM_X86_64 (62) or EM_AARCH64 (183)")]
     Machine(u16),
+    /// The payload is for another machine than the target.
+    #[error("payload is for {payload}, the target is {target}")]
+    WrongArch {
+        /// The payload's machine.
+        payload: Arch,
+        /// The target's machine.
+        target: Arch,
+    },
     /// A relocatable payload has program headers.
     #[error("{0} program headers (a relocatable payload has none)")]
     ProgramHeaders(u16),

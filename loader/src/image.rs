@@ -248,14 +248,16 @@ impl Allocator for ImageTarget {
             RegionKind::ReadOnly if !has(RegionKind::ReadOnly) => RegionKind::Text,
             k => k,
         };
-        let arena = self
-            .arenas
-            .get_mut(from as usize)
-            .and_then(Option::as_mut)
-            .ok_or(TargetError::OutOfMemory {
-                kind: kind.name(),
-                size,
-            })?;
+        let Some(arena) = self.arenas.get_mut(from as usize).and_then(Option::as_mut) else {
+            let name = match kind {
+                RegionKind::Data => sections::ARENA_DATA,
+                _ => sections::ARENA_TEXT,
+            };
+            return Err(TargetError::Other(std::format!(
+                "the image has no `{name}` section for the payload's {} ({size} bytes)",
+                kind.name()
+            )));
+        };
         let a = align.max(1);
         let start = arena
             .addr
@@ -268,10 +270,12 @@ impl Allocator for ImageTarget {
                 arena.used = end - arena.addr;
                 Ok(Addr(start))
             }
-            _ => Err(TargetError::OutOfMemory {
-                kind: kind.name(),
-                size,
-            }),
+            _ => Err(TargetError::Other(std::format!(
+                "`{}` is full: {} of {} bytes used, {size} more needed (aligned to {a})",
+                arena.name,
+                arena.used,
+                arena.size
+            ))),
         }
     }
 }
@@ -292,6 +296,10 @@ impl CodeWriter for ImageTarget {
 }
 
 impl Target for ImageTarget {
+    fn arch(&self) -> Arch {
+        self.arch
+    }
+
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {
         self.write_code(region.addr, &region.bytes)
     }

@@ -202,6 +202,9 @@ pub struct LoadOptions {
     /// `(vendor, kind)` pairs this loader understands; an unknown CRITICAL
     /// vendor entry refuses the payload.
     pub known_vendor_entries: Vec<(u32, u16)>,
+    /// The target's machine, when known: a payload for another is refused
+    /// right after the ELF header is read.
+    pub arch: Option<Arch>,
 }
 
 impl Default for LoadOptions {
@@ -211,6 +214,7 @@ impl Default for LoadOptions {
             max_alloc: 16 << 20,
             max_sections: 4096,
             known_vendor_entries: Vec::new(),
+            arch: None,
         }
     }
 }

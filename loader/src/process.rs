@@ -27,7 +27,7 @@ use goblin::elf::Elf;
 use crate::engine::{CodeWriter, HookOutcome, Target};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
-use crate::{notes, Addr, Allocator, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
 /// Serialises every patcher of this process.
 static PATCH_LOCK: Mutex<()> = Mutex::new(());
@@ -255,6 +255,10 @@ impl CodeWriter for ProcessTarget {
 }
 
 impl Target for ProcessTarget {
+    fn arch(&self) -> Arch {
+        Arch::X86_64
+    }
+
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {
         let m = *self
             .maps

@@ -29,11 +29,16 @@ pub(crate) struct SymbolTable {
 }
 
 impl SymbolTable {
-    /// Reads `.symtab`, adding `bias` (the load bias of a running PIE) to
+    /// Reads `.symtab` (`.dynsym` when stripped), adding `bias` (the load bias of a running PIE) to
     /// every address.
     pub(crate) fn from_elf(elf: &Elf<'_>, bias: u64) -> SymbolTable {
-        let entries = elf
-            .syms
+        // A stripped image may still carry its dynamic symbols.
+        let (syms, strtab) = if elf.syms.is_empty() {
+            (&elf.dynsyms, &elf.dynstrtab)
+        } else {
+            (&elf.syms, &elf.strtab)
+        };
+        let entries = syms
             .iter()
             .filter(|s| {
                 s.st_shndx != sh::SHN_UNDEF as usize && s.st_shndx < sh::SHN_LORESERVE as usize
@@ -45,7 +50,7 @@ impl SymbolTable {
                 )
             })
             .filter_map(|s| {
-                let name = elf.strtab.get_at(s.st_name)?;
+                let name = strtab.get_at(s.st_name)?;
                 (!name.is_empty()).then(|| Entry {
                     name: name.to_string(),
                     symbol: Symbol {

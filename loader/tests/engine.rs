@@ -112,6 +112,9 @@ impl CodeWriter for Mock {
 }
 
 impl Target for Mock {
+    fn arch(&self) -> xsplice_loader::Arch {
+        xsplice_loader::Arch::X86_64
+    }
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {
         self.segments.insert(region.addr.0, region.bytes.clone());
         Ok(())

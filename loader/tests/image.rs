@@ -78,6 +78,20 @@ fn v3_fix_applies_and_the_image_runs_fixed() {
 }
 
 #[test]
+fn payload_for_another_machine_is_refused() {
+    let arm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../compat-tests/fixtures/live_v3-aarch64-nopic.o"),
+    )
+    .unwrap();
+    let err = engine().load("arm", &arm).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ELF header: payload is for aarch64, the target is x86_64"
+    );
+}
+
+#[test]
 fn v1_fix_applies_too() {
     let mut e = engine();
     let id = e.load("fix_v1", &example("fix_v1.o")).unwrap();

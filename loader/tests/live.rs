@@ -109,6 +109,9 @@ impl CodeWriter for Watched {
 }
 
 impl Target for Watched {
+    fn arch(&self) -> xsplice_loader::Arch {
+        self.inner.arch()
+    }
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {
         self.inner.map(region)
     }
