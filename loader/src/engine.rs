@@ -51,6 +51,11 @@ pub enum HookOutcome {
 pub trait Target: SymbolSource + Allocator + CodeWriter {
     /// The machine of the target: payloads for another are refused.
     fn arch(&self) -> Arch;
+    /// Whether the target runs at an address unknown when patching (an
+    /// offline PIE image): payloads must then be position-independent.
+    fn position_independent(&self) -> bool {
+        false
+    }
     /// Copies a region's relocated bytes to its address and gives it its
     /// final permissions: text read+execute, read-only read, data read+write.
     fn map(&mut self, region: &Region) -> Result<(), TargetError>;
@@ -273,6 +278,7 @@ impl<T: Target> Engine<T> {
     pub fn new(target: T, opts: LoadOptions) -> Self {
         let opts = LoadOptions {
             arch: Some(target.arch()),
+            position_independent: target.position_independent(),
             ..opts
         };
         Engine {

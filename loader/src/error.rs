@@ -250,6 +250,10 @@ pub enum RelocProblem {
     /// a pointer field, or is not a plain 64-bit absolute relocation.
     #[error("relocates a field of a format section other than a pointer (only ABS64 at new_addr, old_addr, name and hook pointers)")]
     FormatField,
+    /// An absolute address in code or data of a payload for a target loaded
+    /// at an address unknown when patching (a PIE image patched offline).
+    #[error("stores an absolute address, but the target is position-independent (rebuild the payload with -fpic/-fpie, or the image with -no-pie)")]
+    AbsoluteInPositionIndependent,
     /// The value does not fit the field.
     #[error("value {value:#x} overflows the {bits}-bit field")]
     Overflow {

@@ -15,8 +15,10 @@
 //! * Symbols come from the image's `.symtab` (rules in `SymbolTable`: a
 //!   global wins, else a unique local; `sympos` picks among locals).
 //! * Addresses are link-time virtual addresses. For a position-independent
-//!   image that is right for every PC-relative reference (calls, jumps,
-//!   `lea`, relaxed GOT loads), which is what gcc emits by default.
+//!   (ET_DYN) image that is right for every PC-relative reference (calls,
+//!   jumps, `lea`, relaxed GOT loads), which is what gcc emits by default;
+//!   a payload whose code or data needs an absolute address is refused for
+//!   such an image, since nothing would fix it up at run time.
 
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -85,6 +87,8 @@ pub struct ImageTarget {
     symbols: SymbolTable,
     build_id: Option<Vec<u8>>,
     skipped_hooks: usize,
+    /// ET_DYN: loaded at an address chosen at run time.
+    pie: bool,
 }
 
 impl ImageTarget {
@@ -173,6 +177,7 @@ impl ImageTarget {
         if symbols.is_empty() {
             return Err(ImageError::NoSymbols);
         }
+        let pie = elf.header.e_type == goblin::elf::header::ET_DYN;
         drop(elf);
         Ok(ImageTarget {
             bytes,
@@ -182,6 +187,7 @@ impl ImageTarget {
             symbols,
             build_id,
             skipped_hooks: 0,
+            pie,
         })
     }
 
@@ -298,6 +304,10 @@ impl CodeWriter for ImageTarget {
 impl Target for ImageTarget {
     fn arch(&self) -> Arch {
         self.arch
+    }
+
+    fn position_independent(&self) -> bool {
+        self.pie
     }
 
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {

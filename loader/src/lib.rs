@@ -205,6 +205,10 @@ pub struct LoadOptions {
     /// The target's machine, when known: a payload for another is refused
     /// right after the ELF header is read.
     pub arch: Option<Arch>,
+    /// The target is loaded at an address unknown when patching (a PIE
+    /// image patched offline): absolute addresses in a payload's code and
+    /// data are refused, since nothing would fix them up at run time.
+    pub position_independent: bool,
 }
 
 impl Default for LoadOptions {
@@ -215,6 +219,7 @@ impl Default for LoadOptions {
             max_sections: 4096,
             known_vendor_entries: Vec::new(),
             arch: None,
+            position_independent: false,
         }
     }
 }

@@ -487,6 +487,7 @@ fn relocate(
     layout: &mut Layout,
     addrs: &[Option<u64>],
     record_size: u64,
+    position_independent: bool,
 ) -> Result<(), LoadError> {
     let got_addr = layout.got_addr().unwrap_or(0);
     for rs in 1..elf.sections.len() {
@@ -571,7 +572,17 @@ fn relocate(
                 got: got_addr,
                 slot,
             };
-            reloc::apply(elf.arch, bytes, &input).map_err(err)?;
+            let value = reloc::apply(elf.arch, bytes, &input).map_err(err)?;
+            // The format's own sections are read by the loader, never at run
+            // time; code and data of a payload in a position-independent
+            // image must not hold addresses nothing will fix up.
+            if position_independent
+                && value == reloc::Value::Absolute
+                && matches!(rule, FormatRule::Any)
+                && s != 0
+            {
+                return Err(err(RelocProblem::AbsoluteInPositionIndependent));
+            }
         }
     }
     // Fill the GOT slots with the symbols' addresses.
@@ -723,7 +734,13 @@ pub fn load(
 
     let mut layout = lay_out(&elf, opts, alloc)?;
     let (addrs, exports) = resolve_symbols(&elf, &layout, symbols)?;
-    relocate(&elf, &mut layout, &addrs, record_size)?;
+    relocate(
+        &elf,
+        &mut layout,
+        &addrs,
+        record_size,
+        opts.position_independent,
+    )?;
 
     let mut warnings = Vec::new();
     let funcs_bytes = loaded_bytes(&elf, &layout, funcs).unwrap_or(&[]);

@@ -6,7 +6,7 @@
 
 use goblin::elf::reloc::*;
 
-use super::{either, place, s_a, s_a_p, signed, store, GotUse, Input};
+use super::{either, place, s_a, s_a_p, signed, store, GotUse, Input, Value};
 use crate::error::RelocProblem;
 
 pub(crate) fn got_use(rtype: u32) -> GotUse {
@@ -15,6 +15,21 @@ pub(crate) fn got_use(rtype: u32) -> GotUse {
             GotUse::Slot
         }
         _ => GotUse::None,
+    }
+}
+
+/// Whether a type stores an absolute address (directly or via the GOT).
+pub(crate) fn value(rtype: u32) -> Value {
+    match rtype {
+        // The LO12 forms pair with ADRP: page offsets do not move with a
+        // page-aligned load base, so only full addresses and GOT slots count.
+        R_AARCH64_ABS64
+        | R_AARCH64_ABS32
+        | R_AARCH64_ABS16
+        | R_AARCH64_ADR_GOT_PAGE
+        | R_AARCH64_LD64_GOT_LO12_NC
+        | R_AARCH64_LD64_GOTPAGE_LO15 => Value::Absolute,
+        _ => Value::Relative,
     }
 }
 

@@ -41,11 +41,24 @@ pub(crate) enum GotUse {
     Slot,
 }
 
+/// Whether a relocated value holds an absolute address (directly, or
+/// through a GOT slot the code reads) or only distances within the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value {
+    /// PC- or GOT-relative: right wherever the image is loaded.
+    Relative,
+    /// An absolute address: right only at the addresses used when patching.
+    Absolute,
+}
+
 /// Applies one relocation to `section`.
-pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<(), RelocProblem> {
+pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<Value, RelocProblem> {
     match arch {
         Arch::X86_64 => x86_64::apply(section, r),
-        Arch::Aarch64 => aarch64::apply(section, r),
+        Arch::Aarch64 => {
+            aarch64::apply(section, r)?;
+            Ok(aarch64::value(r.rtype))
+        }
     }
 }
 

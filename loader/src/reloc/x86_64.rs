@@ -9,7 +9,7 @@
 
 use goblin::elf::reloc::*;
 
-use super::{place, place_mut, s_a, s_a_p, signed, store, unsigned, GotUse, Input};
+use super::{place, place_mut, s_a, s_a_p, signed, store, unsigned, GotUse, Input, Value};
 use crate::error::RelocProblem;
 
 pub(crate) fn got_use(rtype: u32) -> GotUse {
@@ -76,48 +76,53 @@ fn relax(section: &mut [u8], r: &Input, rex: bool) -> Result<bool, RelocProblem>
     }
 }
 
-pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<(), RelocProblem> {
+pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Value, RelocProblem> {
     let got = i128::from(r.got);
     let p = i128::from(r.p);
     let a = i128::from(r.a);
+    let off = r.offset;
     match r.rtype {
-        R_X86_64_NONE => Ok(()),
-        R_X86_64_64 => store(section, r.offset, 8, s_a(r)),
-        R_X86_64_PC32 | R_X86_64_PLT32 => store(section, r.offset, 4, signed(s_a_p(r), 32)?),
-        R_X86_64_32 => store(section, r.offset, 4, unsigned(s_a(r), 32)?),
-        R_X86_64_32S => store(section, r.offset, 4, signed(s_a(r), 32)?),
-        R_X86_64_PC64 => store(section, r.offset, 8, s_a_p(r)),
-        R_X86_64_GOTPCREL => store(
-            section,
-            r.offset,
-            4,
-            signed(i128::from(slot(r)?) + a - p, 32)?,
-        ),
+        R_X86_64_NONE => return Ok(Value::Relative),
+        R_X86_64_64 => store(section, off, 8, s_a(r))?,
+        R_X86_64_32 => store(section, off, 4, unsigned(s_a(r), 32)?)?,
+        R_X86_64_32S => store(section, off, 4, signed(s_a(r), 32)?)?,
+        R_X86_64_GOTPCREL => store(section, off, 4, signed(i128::from(slot(r)?) + a - p, 32)?)?,
         R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
             if relax(section, r, r.rtype == R_X86_64_REX_GOTPCRELX)? {
-                return Ok(());
+                return Ok(Value::Relative);
             }
-            store(
-                section,
-                r.offset,
-                4,
-                signed(i128::from(slot(r)?) + a - p, 32)?,
-            )
+            store(section, off, 4, signed(i128::from(slot(r)?) + a - p, 32)?)?
         }
-        R_X86_64_GOTPCREL64 => store(section, r.offset, 8, i128::from(slot(r)?) + a - p),
-        R_X86_64_GOT32 => store(
-            section,
-            r.offset,
-            4,
-            signed(i128::from(slot(r)?) - got + a, 32)?,
-        ),
-        R_X86_64_GOT64 => store(section, r.offset, 8, i128::from(slot(r)?) - got + a),
-        R_X86_64_GOTPC32 => store(section, r.offset, 4, signed(got + a - p, 32)?),
-        R_X86_64_GOTPC64 => store(section, r.offset, 8, got + a - p),
+        R_X86_64_GOTPCREL64 => store(section, off, 8, i128::from(slot(r)?) + a - p)?,
+        R_X86_64_GOT32 => store(section, off, 4, signed(i128::from(slot(r)?) - got + a, 32)?)?,
+        R_X86_64_GOT64 => store(section, off, 8, i128::from(slot(r)?) - got + a)?,
+        // Distances only: right wherever the image is loaded.
+        R_X86_64_PC32 | R_X86_64_PLT32 => {
+            store(section, off, 4, signed(s_a_p(r), 32)?)?;
+            return Ok(Value::Relative);
+        }
+        R_X86_64_PC64 => {
+            store(section, off, 8, s_a_p(r))?;
+            return Ok(Value::Relative);
+        }
+        R_X86_64_GOTPC32 => {
+            store(section, off, 4, signed(got + a - p, 32)?)?;
+            return Ok(Value::Relative);
+        }
+        R_X86_64_GOTPC64 => {
+            store(section, off, 8, got + a - p)?;
+            return Ok(Value::Relative);
+        }
         // The loader builds no PLT: a PLT entry's address is the symbol's.
-        R_X86_64_GOTOFF64 | R_X86_64_PLTOFF64 => store(section, r.offset, 8, s_a(r) - got),
-        t => Err(RelocProblem::Unsupported(t)),
+        R_X86_64_GOTOFF64 | R_X86_64_PLTOFF64 => {
+            store(section, off, 8, s_a(r) - got)?;
+            return Ok(Value::Relative);
+        }
+        t => return Err(RelocProblem::Unsupported(t)),
     }
+    // Every arm that falls through stored an absolute address or made the
+    // code read one from a GOT slot.
+    Ok(Value::Absolute)
 }
 
 #[cfg(test)]
