@@ -11,13 +11,14 @@ use crate::{
     TargetError,
 };
 
-/// Where dry-run regions start: below 2 GiB, so that even `-fno-pic`
-/// absolute 32-bit relocations fit, as they do in a real hypervisor image.
-const REGION_BASE: u64 = 0x4000_0000;
-/// Each region kind gets its own 256 MiB window.
-const REGION_STRIDE: u64 = 0x1000_0000;
-/// The address every unresolved symbol gets.
+/// The address every unresolved symbol gets: below 2 GiB, so that even
+/// `-fno-pic` absolute 32-bit relocations fit, as in a hypervisor image.
 pub const PLACEHOLDER: Addr = Addr(0x1000_0000);
+/// Where dry-run regions start: 1 MiB above the placeholder, so that every
+/// region is within reach of the shortest branch (AArch64 `b`, ±128 MiB).
+const REGION_BASE: u64 = PLACEHOLDER.0 + 0x10_0000;
+/// Each region kind gets its own 16 MiB window (the default `max_alloc`).
+const REGION_STRIDE: u64 = 0x100_0000;
 
 /// Collects the names resolved to the placeholder.
 #[derive(Debug, Default)]

@@ -71,7 +71,7 @@ pub mod write;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use dry::{DryRun, DryRunAllocator, DryRunSymbols};
+pub use dry::{DryRun, DryRunAllocator, DryRunSymbols, PLACEHOLDER};
 pub use error::{
     HeaderProblem, LoadError, NoteProblem, RecordProblem, RelocProblem, SectionProblem,
     SymbolProblem, VendorProblem,
