@@ -1,0 +1,96 @@
+//! `xsplice apply`: offline patching of an executable image.
+
+use std::path::{Path, PathBuf};
+
+use xsplice_loader::engine::Engine;
+use xsplice_loader::LoadOptions;
+
+use crate::error::{engine_error, CliError};
+use crate::{files, load, Output, Verbosity};
+
+/// What to apply where.
+pub(crate) struct Request<'a> {
+    /// The image.
+    pub image: &'a Path,
+    /// The patched image to write.
+    pub output: &'a Path,
+    /// Payloads, bottom of the stack first.
+    pub payloads: &'a [PathBuf],
+    /// The last payload replaces the others.
+    pub replace: bool,
+    /// Allow overwriting an input.
+    pub force: bool,
+}
+
+/// Loads and applies each payload in order (with `replace`, the last one
+/// replaces the stack), then writes the patched image with mode 0755.
+pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
+    let mut inputs: Vec<&Path> = vec![req.image];
+    inputs.extend(req.payloads.iter().map(PathBuf::as_path));
+    files::refuse_overwrite(req.output, &inputs, req.force)?;
+
+    let target = load::open_image(req.image)?;
+    let mut engine = Engine::new(target, LoadOptions::default());
+    let mut out = Output::default();
+    let last = req.payloads.len().saturating_sub(1);
+    for (i, path) in req.payloads.iter().enumerate() {
+        let bytes = files::read(path, files::payload_limit(), "payload")?;
+        let err = |e| engine_error(path, &e, Some(req.image));
+        let id = engine
+            .load(&files::display_name(path), &bytes)
+            .map_err(err)?;
+        let replacing = req.replace && i == last && i > 0;
+        if replacing {
+            engine.replace(id).map_err(err)?;
+        } else {
+            engine.apply(id).map_err(err)?;
+        }
+        let p = engine.payload(id).map_err(err)?;
+        out.line(format!(
+            "{} {}: {} record{} ({}, format {})",
+            if replacing {
+                "replaced with"
+            } else {
+                "applied"
+            },
+            path.display(),
+            p.records.len(),
+            if p.records.len() == 1 { "" } else { "s" },
+            p.record_version,
+            p.format
+        ));
+        for r in &p.records {
+            let what = if r.func.is_nop() {
+                format!("{} bytes of NOPs", r.func.new_size)
+            } else {
+                format!("jump to {}", r.func.new_addr)
+            };
+            out.line(format!(
+                "  record {} {}: site {} -> {what}",
+                r.index.0, r.name, r.site
+            ));
+        }
+        for w in &p.warnings {
+            out.warn(format!("{}: {w}", path.display()));
+        }
+    }
+    let skipped = engine.target().skipped_hooks();
+    if skipped > 0 {
+        out.warn(format!(
+            "{skipped} hook{} skipped: an offline image cannot run payload code",
+            if skipped == 1 { " was" } else { "s were" }
+        ));
+    }
+    if v.verbose {
+        for (name, used, size) in engine.target().arena_usage() {
+            out.line(format!("  arena {name}: {used} of {size} bytes used"));
+        }
+    }
+    let target = engine.into_target();
+    files::write(req.output, target.bytes(), 0o755)?;
+    out.line(format!("wrote {} (mode 0755)", req.output.display()));
+    if v.quiet {
+        out.stdout.clear();
+    }
+    Ok(out)
+}

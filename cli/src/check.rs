@@ -1,0 +1,150 @@
+//! `xsplice check`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{engine_error, CliError};
+use crate::inspect::to_json;
+use crate::report::{Format, ImageReport};
+use crate::{load, Output, Verbosity};
+
+/// The verdict of `check --json` (see `cli/JSON.md`).
+#[derive(Debug, Serialize)]
+struct Verdict {
+    /// The payload path as given.
+    file: String,
+    /// The image checked against, `null` without `--image`.
+    image: Option<ImageReport>,
+    /// Whether the payload would load (and, with an image, apply).
+    ok: bool,
+    /// The error, on one line, when not ok.
+    error: Option<String>,
+    /// Hints that go with the error.
+    hints: Vec<String>,
+    /// Number of records (`null` when the payload did not load).
+    records: Option<usize>,
+    /// Record version (`null` likewise).
+    record_version: Option<u16>,
+    /// Record size (`null` likewise).
+    record_size: Option<usize>,
+    /// Format version (`null` likewise).
+    format: Option<Format>,
+    /// Warnings.
+    warnings: Vec<String>,
+    /// Without an image: names resolved to the placeholder.
+    unresolved: Vec<String>,
+}
+
+/// Loads `payload` fully; with `image`, also runs the engine's check
+/// (symbols, branch ranges, EXPECT bytes, dependencies). Writes nothing.
+pub(crate) fn run(
+    payload: &Path,
+    image: Option<&Path>,
+    json: bool,
+    v: Verbosity,
+) -> Result<Output, CliError> {
+    let image_report = |build_id: Option<String>| {
+        image.map(|p| ImageReport {
+            path: p.display().to_string(),
+            build_id,
+        })
+    };
+    let result = load::load(payload, image).and_then(|mut loaded| {
+        if let Some(img) = loaded.image.as_mut() {
+            let id = img.id;
+            img.engine
+                .check(id)
+                .map_err(|e| engine_error(payload, &e, image))?;
+        }
+        Ok(loaded)
+    });
+    let loaded = match result {
+        Ok(l) => l,
+        Err(mut e) => {
+            if json {
+                let verdict = Verdict {
+                    file: payload.display().to_string(),
+                    image: image_report(None),
+                    ok: false,
+                    error: Some(crate::error::one_line(&e.message)),
+                    hints: e.hints.clone(),
+                    records: None,
+                    record_version: None,
+                    record_size: None,
+                    format: None,
+                    warnings: Vec::new(),
+                    unresolved: Vec::new(),
+                };
+                let mut doc = to_json(&verdict)?;
+                doc.push('\n');
+                e.stdout = Some(doc);
+            }
+            return Err(e);
+        }
+    };
+    let p = &loaded.payload;
+    let warnings: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+    let unresolved = loaded.unresolved.clone().unwrap_or_default();
+    let mut out = Output::default();
+    if json {
+        let verdict = Verdict {
+            file: payload.display().to_string(),
+            image: image_report(
+                loaded
+                    .image
+                    .as_ref()
+                    .and_then(|i| i.build_id.as_deref().map(crate::report::hex)),
+            ),
+            ok: true,
+            error: None,
+            hints: Vec::new(),
+            records: Some(p.records.len()),
+            record_version: Some(p.record_version.number()),
+            record_size: Some(p.record_size),
+            format: Some(p.format.into()),
+            warnings,
+            unresolved,
+        };
+        out.line(to_json(&verdict)?);
+        return Ok(out);
+    }
+    if v.quiet {
+        return Ok(out);
+    }
+    out.line(format!(
+        "ok: {} record{}, record version {}, format {}",
+        p.records.len(),
+        if p.records.len() == 1 { "" } else { "s" },
+        p.record_version,
+        p.format
+    ));
+    if let Some(img) = image {
+        out.line(format!(
+            "  would apply to {}: symbols resolved, branch ranges, EXPECT bytes and dependencies checked",
+            img.display()
+        ));
+        if v.verbose {
+            for r in &p.records {
+                out.line(format!(
+                    "  {} `{}`: site {} -> {}",
+                    r.index, r.name, r.site, r.func.new_addr
+                ));
+            }
+        }
+    } else {
+        if !unresolved.is_empty() {
+            out.line(format!(
+                "  unresolved (no image given): {}",
+                unresolved.join(", ")
+            ));
+        }
+        out.line(
+            "  not checked without --image: symbols, branch ranges, EXPECT bytes, dependencies",
+        );
+    }
+    for w in &warnings {
+        out.warn(w);
+    }
+    Ok(out)
+}

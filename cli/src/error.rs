@@ -1,0 +1,140 @@
+//! The command line's error: one message (printed as `error: ...`) and
+//! optional hints (`hint: ...`), and the hints for the library errors.
+
+use std::path::Path;
+
+use xsplice_loader::engine::EngineError;
+use xsplice_loader::image::ImageError;
+use xsplice_loader::{HeaderProblem, LoadError, NoteProblem, RecordProblem, SymbolProblem};
+
+/// A failed command: exit status 1.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    /// What went wrong and where, on one line.
+    pub message: String,
+    /// What to try, one line each.
+    pub hints: Vec<String>,
+    /// Text to print on stdout before the error (e.g. `check --json`).
+    pub stdout: Option<String>,
+}
+
+impl CliError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hints: Vec::new(),
+            stdout: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+}
+
+/// `s` on one line: line breaks become spaces, so every message stays one
+/// `error:` line whatever a library or the OS put in it.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A payload that failed to load.
+pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> CliError {
+    let err = CliError::new(format!("{}: {e}", path.display()));
+    let hint = match e {
+        LoadError::Header(HeaderProblem::NotElf) => Some(
+            "a payload is an ELF64 relocatable object, as built by `gcc -c` (see spec/SPEC.md)"
+                .to_string(),
+        ),
+        LoadError::Header(HeaderProblem::NotRelocatable(_)) => Some(
+            "a payload is a relocatable object (`gcc -c`); an executable to patch goes to --image"
+                .to_string(),
+        ),
+        LoadError::MissingSection(s) if *s == xsplice_abi::sections::FUNCS => {
+            Some("a payload holds its records in `.xsplice.funcs` (see spec/SPEC.md)".to_string())
+        }
+        LoadError::Note(NoteProblem::MissingForVersion(_)) => Some(
+            "v2 and v3 payloads need the ABI note `.note.xsplice` (see spec/SPEC.md)".to_string(),
+        ),
+        LoadError::Record {
+            problem: RecordProblem::Unresolved | RecordProblem::NoSuchLocal(_),
+            ..
+        }
+        | LoadError::Symbol {
+            problem: SymbolProblem::Unresolved,
+            ..
+        } => Some(match image {
+            Some(img) => format!(
+                "`{}` does not define it in its .symtab: was the payload built for this image?",
+                img.display()
+            ),
+            None => "pass --image IMAGE to resolve symbols against an image".to_string(),
+        }),
+        LoadError::Relocation { .. } if image.is_none() => Some(format!(
+                "without --image the payload is laid out at dry-run addresses and undefined \
+                 symbols resolve to {}; pass --image IMAGE to use real addresses",
+            xsplice_loader::PLACEHOLDER
+        )),
+        LoadError::Target(_) if image.is_some() => Some(
+            "the image's arenas (`.xsplice.arena.text`, `.rodata`, `.data`) are missing or too small"
+                .to_string(),
+        ),
+        _ => None,
+    };
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
+}
+
+/// A payload that loaded but failed a check, apply or replace.
+pub(crate) fn engine_error(path: &Path, e: &EngineError, image: Option<&Path>) -> CliError {
+    if let EngineError::Load(l) = e {
+        return load_error(path, l, image);
+    }
+    let err = CliError::new(format!("{}: {e}", path.display()));
+    match e {
+        EngineError::Dependency { .. } => err.hint(
+            "the payload was built against another image or payload (`.xsplice.depends`); \
+             rebuild it against this one, apply the payloads in the order they were built, \
+             or pass --replace to apply the last one directly on the image",
+        ),
+        EngineError::ExpectMismatch { .. } => err.hint(
+            "the image's code at the patch site differs from what the payload was built against",
+        ),
+        EngineError::SiteConflict { .. } => {
+            err.hint("use --replace to revert the earlier payloads before applying the last one")
+        }
+        _ => err,
+    }
+}
+
+/// An image that cannot be used.
+pub(crate) fn image_error(path: &Path, e: &ImageError) -> CliError {
+    let err = CliError::new(format!("{}: {e}", path.display()));
+    match e {
+        ImageError::Arena { .. } => err.hint(
+            "an image for offline patching reserves `.xsplice.arena.text` (AX), \
+             `.xsplice.arena.rodata` (A) and `.xsplice.arena.data` (WA), PROGBITS",
+        ),
+        _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_joins_lines() {
+        assert_eq!(one_line("a\nb\r\n c\n"), "a b c");
+        assert_eq!(one_line("plain"), "plain");
+    }
+}

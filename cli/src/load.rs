@@ -1,0 +1,88 @@
+//! Loading a payload the two ways `inspect` and `check` do: against nothing
+//! (a dry run) or against an executable image through the engine.
+
+use std::path::Path;
+
+use xsplice_loader::engine::{Engine, PayloadId};
+use xsplice_loader::image::ImageTarget;
+use xsplice_loader::{DryRun, LoadOptions, LoadedPayload};
+
+use crate::error::{engine_error, image_error, load_error, CliError};
+use crate::files;
+
+/// A payload loaded for `inspect` or `check`.
+pub(crate) struct Loaded {
+    /// The loaded payload.
+    pub payload: LoadedPayload,
+    /// Dry run: the names resolved to the placeholder. `None` with an image.
+    pub unresolved: Option<Vec<String>>,
+    /// With an image: the image path, its build-id and the engine holding
+    /// the payload (loaded, not applied).
+    pub image: Option<ImageLoad>,
+}
+
+/// The image side of a [`Loaded`].
+pub(crate) struct ImageLoad {
+    /// Path of the image.
+    pub path: String,
+    /// Its build-id.
+    pub build_id: Option<Vec<u8>>,
+    /// The engine over the image, holding the payload.
+    pub engine: Engine<ImageTarget>,
+    /// The payload's id in the engine.
+    pub id: PayloadId,
+}
+
+/// Loads `payload` against nothing: undefined symbols resolve to
+/// [`xsplice_loader::PLACEHOLDER`] and regions get synthetic addresses.
+pub(crate) fn dry(payload: &Path) -> Result<Loaded, CliError> {
+    let bytes = files::read(payload, files::payload_limit(), "payload")?;
+    let mut dry = DryRun::default();
+    let loaded = dry
+        .load(&bytes, &LoadOptions::default())
+        .map_err(|e| load_error(payload, &e, None))?;
+    Ok(Loaded {
+        payload: loaded,
+        unresolved: Some(dry.unresolved().collect()),
+        image: None,
+    })
+}
+
+/// Opens an executable image for offline patching.
+pub(crate) fn open_image(image: &Path) -> Result<ImageTarget, CliError> {
+    let bytes = files::read(image, files::IMAGE_LIMIT, "image")?;
+    ImageTarget::new(bytes).map_err(|e| image_error(image, &e))
+}
+
+/// Loads `payload` into an engine over `image`, without applying it.
+pub(crate) fn with_image(payload: &Path, image: &Path) -> Result<Loaded, CliError> {
+    let target = open_image(image)?;
+    let build_id = xsplice_loader::engine::Target::build_id(&target).map(<[u8]>::to_vec);
+    let bytes = files::read(payload, files::payload_limit(), "payload")?;
+    let mut engine = Engine::new(target, LoadOptions::default());
+    let id = engine
+        .load(&files::display_name(payload), &bytes)
+        .map_err(|e| engine_error(payload, &e, Some(image)))?;
+    let loaded = engine
+        .payload(id)
+        .map_err(|e| engine_error(payload, &e, Some(image)))?
+        .clone();
+    Ok(Loaded {
+        payload: loaded,
+        unresolved: None,
+        image: Some(ImageLoad {
+            path: image.display().to_string(),
+            build_id,
+            engine,
+            id,
+        }),
+    })
+}
+
+/// Loads either way.
+pub(crate) fn load(payload: &Path, image: Option<&Path>) -> Result<Loaded, CliError> {
+    match image {
+        Some(img) => with_image(payload, img),
+        None => dry(payload),
+    }
+}

@@ -1,0 +1,310 @@
+//! `xsplice`: the command line of the xsplice live-patching payload format.
+//!
+//! A thin layer over the libraries: `xsplice-loader` loads, checks and
+//! applies payloads (and writes them, under its `write` feature),
+//! `xsplice-abi` knows the layouts and `xsplice-spec` produces the C header
+//! and the JSON Schemas. This crate parses arguments, reads and writes files,
+//! and turns results into text, JSON and exit codes:
+//!
+//! * 0 — success;
+//! * 1 — the input is refused or a file cannot be read or written: one line
+//!   `error: ...` on stderr naming the place, maybe followed by `hint: ...`;
+//! * 2 — usage error (reported by clap).
+//!
+//! The JSON printed by `inspect --json` and `check --json` is documented in
+//! `cli/JSON.md`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod apply;
+mod build;
+mod check;
+mod error;
+mod files;
+mod info;
+mod inspect;
+mod load;
+mod report;
+mod upgrade;
+
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::error::{one_line, CliError};
+
+/// The xsplice command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xsplice",
+    version,
+    about = "Inspect, check, apply, build and upgrade xsplice live-patching payloads",
+    long_about = "Inspect, check, apply, build and upgrade xsplice live-patching payloads \
+                  (ELF relocatable objects with an `.xsplice.funcs` section).\n\n\
+                  Exit status: 0 on success, 1 when an input is refused or a file cannot be \
+                  read or written (one `error: ...` line on stderr), 2 on a usage error."
+)]
+struct Cli {
+    /// Print only errors (and the data a command was asked for: JSON, header, schema, layout, inspect).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (e.g. sections in `inspect`, arena usage in `apply`).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Describe a payload: records, note, dependencies, hooks, vendor entries, sections.
+    Inspect(InspectArgs),
+    /// Load a payload fully (and with --image, check it would apply) without writing anything.
+    Check(CheckArgs),
+    /// Apply payloads to an executable image offline and write the patched image.
+    Apply(ApplyArgs),
+    /// Build a payload of any record version from an object file of replacement functions.
+    Build(build::BuildArgs),
+    /// Rewrite a payload's records into another record version.
+    Upgrade(UpgradeArgs),
+    /// Print the on-disk layouts (offset, size, type of every field).
+    Layout(LayoutArgs),
+    /// Print a JSON Schema of the format (record layouts, the ABI note, the canonical view).
+    Schema(SchemaArgs),
+    /// Print the C header `xsplice_abi.h` (structs with `_Static_assert` offset checks).
+    Header,
+}
+
+/// `xsplice inspect`.
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The payload (an ELF64 relocatable object).
+    payload: PathBuf,
+    /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<PathBuf>,
+    /// Print JSON (documented in cli/JSON.md) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `xsplice check`.
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The payload (an ELF64 relocatable object).
+    payload: PathBuf,
+    /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<PathBuf>,
+    /// Print the verdict as JSON (documented in cli/JSON.md).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `xsplice apply`.
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// The executable image to patch (with `.xsplice.arena.*` sections and a .symtab).
+    #[arg(long, value_name = "IMAGE")]
+    image: PathBuf,
+    /// Where to write the patched image (mode 0755).
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Payloads, applied as a stack in this order.
+    #[arg(required = true, value_name = "PAYLOAD")]
+    payloads: Vec<PathBuf>,
+    /// The last payload replaces all the ones before it (revert them all, then apply it).
+    #[arg(long)]
+    replace: bool,
+    /// Allow OUT to be the input image (or a payload) itself.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xsplice upgrade`.
+#[derive(Debug, Args)]
+struct UpgradeArgs {
+    /// The payload to rewrite.
+    payload: PathBuf,
+    /// The record version to write (1, 2 or 3).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=3))]
+    to: u16,
+    /// Where to write the rewritten payload.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Allow OUT to be the input payload itself.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xsplice layout`.
+#[derive(Debug, Args)]
+struct LayoutArgs {
+    /// Only the record layout of this version (1, 2 or 3); default: every layout.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=3))]
+    version: Option<u16>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `xsplice schema`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").args(["version", "note", "note_desc", "vendor", "view"])))]
+struct SchemaArgs {
+    /// The schema of the raw record layout of this version (1, 2 or 3); the default is 3.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=3))]
+    version: Option<u16>,
+    /// The schema of the decoded ABI note.
+    #[arg(long)]
+    note: bool,
+    /// The schema of the raw ABI note descriptor (24 bytes).
+    #[arg(long)]
+    note_desc: bool,
+    /// The schema of a raw vendor entry header.
+    #[arg(long)]
+    vendor: bool,
+    /// The schema of the canonical decoded record view (`PatchFunc`).
+    #[arg(long)]
+    view: bool,
+}
+
+/// How much to print.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verbosity {
+    /// `-q`.
+    pub quiet: bool,
+    /// `-v`.
+    pub verbose: bool,
+}
+
+/// What a successful command prints.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Text for stdout.
+    pub stdout: String,
+    /// Whole lines for stderr (`warning: ...`), not printed with `-q`.
+    pub stderr: Vec<String>,
+}
+
+impl Output {
+    /// Appends a line to stdout.
+    pub fn line(&mut self, s: impl AsRef<str>) {
+        self.stdout.push_str(s.as_ref());
+        self.stdout.push('\n');
+    }
+
+    /// Adds a `warning: ...` line for stderr.
+    pub fn warn(&mut self, s: impl AsRef<str>) {
+        self.stderr
+            .push(format!("warning: {}", one_line(s.as_ref())));
+    }
+}
+
+fn run(cli: &Cli) -> Result<Output, CliError> {
+    let v = Verbosity {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match &cli.command {
+        Command::Inspect(a) => inspect::run(&a.payload, a.image.as_deref(), a.json, v),
+        Command::Check(a) => check::run(&a.payload, a.image.as_deref(), a.json, v),
+        Command::Apply(a) => apply::run(
+            &apply::Request {
+                image: &a.image,
+                output: &a.output,
+                payloads: &a.payloads,
+                replace: a.replace,
+                force: a.force,
+            },
+            v,
+        ),
+        Command::Build(a) => build::run(a, v),
+        Command::Upgrade(a) => upgrade::run(&a.payload, a.to, &a.output, a.force, v),
+        Command::Layout(a) => info::layout(a.version, a.json),
+        Command::Schema(a) => info::schema(&info::SchemaChoice {
+            version: a.version,
+            note: a.note,
+            note_desc: a.note_desc,
+            vendor: a.vendor,
+            view: a.view,
+        }),
+        Command::Header => Ok(Output {
+            stdout: xsplice_spec::header(),
+            stderr: Vec::new(),
+        }),
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`xsplice ... | head`) is not an error.
+fn print_stdout(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Turns a panic into one `error:` line and exit status 1. Nothing should
+/// panic on any input; this is the last line of defence, and says it is a bug.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            io::stderr(),
+            "error: internal error{place}: {} (this is a bug in xsplice; please report it)",
+            one_line(&msg)
+        );
+        std::process::exit(1);
+    }));
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(out) => {
+            let printed = print_stdout(&out.stdout);
+            if !cli.quiet {
+                let mut err = io::stderr().lock();
+                for l in &out.stderr {
+                    let _ = writeln!(err, "{l}");
+                }
+            }
+            match printed {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    let _ = writeln!(io::stderr(), "error: cannot write to stdout: {e}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            if let Some(doc) = &e.stdout {
+                let _ = print_stdout(doc);
+            }
+            let mut err = io::stderr().lock();
+            let _ = writeln!(err, "error: {}", one_line(&e.message));
+            for h in &e.hints {
+                let _ = writeln!(err, "hint: {}", one_line(h));
+            }
+            ExitCode::from(1)
+        }
+    }
+}
