@@ -15,11 +15,18 @@ fn root() -> PathBuf {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn check(script: &str) {
-    let out = Command::new("bash").arg(root().join(script)).arg("--check").output().unwrap();
+    let out = Command::new("bash")
+        .arg(root().join(script))
+        .arg("--check")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{script} --check failed:\n{}\n{}",
