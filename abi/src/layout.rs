@@ -88,6 +88,37 @@ pub struct Layout {
     pub fields: &'static [Field],
 }
 
+impl Field {
+    /// The field's type as the specification, the schemas and the CLI spell
+    /// it: `u8`, `u16`, `u32`, `u64`, `pointer`, `u8[N]` or `reserved[N]`.
+    ///
+    /// ```
+    /// use xsplice_abi::{layout, RecordVersion};
+    /// let v3 = layout::record(RecordVersion::V3);
+    /// assert_eq!(v3.field("expect").unwrap().type_name().to_string(), "u8[32]");
+    /// assert_eq!(v3.field("name").unwrap().type_name().to_string(), "pointer");
+    /// ```
+    pub fn type_name(&self) -> impl core::fmt::Display + '_ {
+        TypeName(self)
+    }
+}
+
+struct TypeName<'a>(&'a Field);
+
+impl core::fmt::Display for TypeName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0.ty {
+            FieldType::U8 => f.write_str("u8"),
+            FieldType::U16 => f.write_str("u16"),
+            FieldType::U32 => f.write_str("u32"),
+            FieldType::U64 => f.write_str("u64"),
+            FieldType::Pointer => f.write_str("pointer"),
+            FieldType::Bytes => write!(f, "u8[{}]", self.0.size),
+            FieldType::Reserved => write!(f, "reserved[{}]", self.0.size),
+        }
+    }
+}
+
 impl Layout {
     /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&'static Field> {

@@ -2,7 +2,7 @@
 //! format, printed.
 
 use serde::Serialize;
-use xsplice_abi::layout::{self, Field, FieldType, Layout};
+use xsplice_abi::layout::{self, Field, Layout};
 use xsplice_abi::{FormatVersion, RecordVersion};
 
 use crate::error::CliError;
@@ -33,18 +33,6 @@ struct LayoutJson {
     fields: Vec<FieldJson>,
 }
 
-fn type_name(f: &Field) -> String {
-    match f.ty {
-        FieldType::U8 => "u8".into(),
-        FieldType::U16 => "u16".into(),
-        FieldType::U32 => "u32".into(),
-        FieldType::U64 => "u64".into(),
-        FieldType::Pointer => "pointer".into(),
-        FieldType::Bytes => format!("u8[{}]", f.size),
-        FieldType::Reserved => format!("reserved[{}]", f.size),
-    }
-}
-
 fn version_string(v: FormatVersion) -> String {
     v.to_string()
 }
@@ -66,7 +54,7 @@ fn layout_json(l: &Layout) -> LayoutJson {
                 name: f.name,
                 offset: f.offset,
                 size: f.size,
-                ty: type_name(f),
+                ty: f.type_name().to_string(),
                 since: version_string(f.since),
                 deprecated: f.deprecated.map(version_string),
                 feature: feature_name(f),
@@ -91,7 +79,7 @@ fn layout_text(l: &Layout) -> String {
             "  {:>6} {:>5}  {:<14}{:<14}{:<7}{:<14}{}\n",
             f.offset,
             f.size,
-            type_name(f),
+            f.type_name().to_string(),
             f.name,
             since,
             feature_name(f).unwrap_or("-"),

@@ -21,18 +21,6 @@ fn max_for(size: usize) -> u64 {
     }
 }
 
-fn type_name(f: &Field) -> String {
-    match f.ty {
-        FieldType::U8 => "u8".into(),
-        FieldType::U16 => "u16".into(),
-        FieldType::U32 => "u32".into(),
-        FieldType::U64 => "u64".into(),
-        FieldType::Pointer => "pointer".into(),
-        FieldType::Bytes => format!("u8[{}]", f.size),
-        FieldType::Reserved => format!("reserved[{}]", f.size),
-    }
-}
-
 /// Every value made of the bits of `mask`, in increasing order (the set of
 /// incompat values a record version may carry; at most 2^popcount values).
 fn subsets(mask: u32) -> Vec<u32> {
@@ -51,7 +39,7 @@ fn field_schema(layout: &Layout, f: &Field) -> Value {
     s.insert("description".into(), json!(f.doc));
     s.insert("x-offset".into(), json!(f.offset));
     s.insert("x-size".into(), json!(f.size));
-    s.insert("x-type".into(), json!(type_name(f)));
+    s.insert("x-type".into(), json!(f.type_name().to_string()));
     s.insert("x-since".into(), json!(f.since.to_string()));
     if let Some(d) = f.deprecated {
         s.insert("x-deprecated".into(), json!(d.to_string()));
