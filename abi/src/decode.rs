@@ -13,6 +13,8 @@ use crate::view::{Addr, Expect, PatchFunc};
 const TAG_OFFSET: usize = 40;
 /// Smallest record of any version.
 const MIN_RECORD: usize = 64;
+/// The seed's first draft of the v1 record: the prefix and `pad[64]`.
+pub const V1_DRAFT: usize = 104;
 
 /// One decoded record: the canonical view plus what the wire said about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,15 @@ pub fn decode(section: &[u8], entsize: u64) -> Result<Records<'_>, Error> {
     }
     let (version, declared) = read_tag(section).map_err(|k| Error::at(0, 0, k))?;
     let size: u64 = match declared {
+        // gcc emits sh_entsize 0 for a C array: a v1 section that is a whole
+        // number of the seed's 104-byte drafts but not of 64-byte records can
+        // only be the draft (when both divide, 64 is read, as the spec says).
+        None if entsize == 0
+            && section.len() % MIN_RECORD != 0
+            && section.len() % V1_DRAFT == 0 =>
+        {
+            V1_DRAFT as u64
+        }
         None if entsize == 0 => MIN_RECORD as u64,
         None => entsize,
         Some(size) => u64::from(size),
@@ -375,6 +386,19 @@ mod tests {
             .get(index)
             .unwrap()
             .unwrap_err()
+    }
+
+    #[test]
+    fn v1_draft_without_entsize_when_unambiguous() {
+        let mut section = [0u8; 312];
+        section[0] = 1;
+        section[104] = 2;
+        section[208] = 3;
+        let recs = decode(&section, 0).unwrap();
+        assert_eq!((recs.size(), recs.len()), (104, 3));
+        assert_eq!(recs.get(2).unwrap().unwrap().func.new_addr, Addr(3));
+        // 8 drafts (832 bytes) are also 13 records of 64: read as 64.
+        assert_eq!(decode(&[0u8; 832], 0).unwrap().size(), 64);
     }
 
     #[test]

@@ -96,7 +96,9 @@ pub mod vendor;
 mod version;
 mod view;
 
-pub use decode::{decode, decode_record, DecodedRecord, Records, RecordsIter, Warning, Warnings};
+pub use decode::{
+    decode, decode_record, DecodedRecord, Records, RecordsIter, Warning, Warnings, V1_DRAFT,
+};
 pub use encode::{encode, EncodedRecord};
 pub use error::{Error, ErrorKind};
 pub use features::{Compat, FeatureInfo, Incompat};

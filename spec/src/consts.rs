@@ -9,7 +9,7 @@ pub use xsplice_abi::NAME_MAX;
 /// `sh_entsize` of a v1 section holding the seed's first draft
 /// (`pad[64]`): the 40-byte prefix plus 64 bytes of padding. It is read by
 /// the size rule: everything past the 64-byte v1 layout must be zero.
-pub const V1_DRAFT_SIZE: usize = 104;
+pub use xsplice_abi::V1_DRAFT as V1_DRAFT_SIZE;
 
 /// Bytes written at an x86-64 patch site: `e9 rel32` (`jmp rel32`).
 pub const PATCH_SIZE_X86_64: usize = 5;
