@@ -54,6 +54,8 @@ mod dry;
 mod elf;
 pub mod engine;
 mod error;
+mod layout;
+mod link;
 mod notes;
 pub mod patch;
 mod payload;

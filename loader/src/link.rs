@@ -1,0 +1,271 @@
+//! Linking: symbol resolution (payload definitions, then the target, then
+//! loaded payloads) and the relocation driver, which hands each resolved
+//! relocation to the per-architecture arithmetic in `reloc`.
+
+use alloc::collections::BTreeMap;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use goblin::elf::section_header as sh;
+use goblin::elf::sym;
+use xsplice_abi::sections::{self, HookPoint};
+use xsplice_abi::Addr;
+
+use crate::elf::PayloadElf;
+use crate::error::{LoadError, RelocProblem, SymbolProblem};
+use crate::layout::{reloc_target, Layout, GOT_SYMBOL};
+use crate::payload::Export;
+use crate::reloc;
+use crate::{Arch, RegionKind, Symbol, SymbolSource};
+
+/// Resolves every symbol to an address (`None` for symbols in unloaded
+/// sections, which only matter if a loaded section refers to them).
+pub(crate) fn resolve_symbols(
+    elf: &PayloadElf<'_>,
+    layout: &Layout,
+    symbols: &dyn SymbolSource,
+) -> Result<(Vec<Option<u64>>, Vec<Export>), LoadError> {
+    let count = elf.symbol_count();
+    let mut addrs = Vec::with_capacity(count);
+    let mut exports: Vec<Export> = Vec::new();
+    let mut globals = BTreeMap::new();
+    for i in 0..count {
+        let Some(s) = elf.symbol(i) else {
+            addrs.push(None);
+            continue;
+        };
+        let name = elf.symbol_name(i, &s)?;
+        let err = |problem| LoadError::Symbol {
+            index: i,
+            name: name.to_string(),
+            problem,
+        };
+        let shndx = s.st_shndx as u32;
+        let addr = if i == 0 {
+            Some(0)
+        } else if shndx == sh::SHN_UNDEF {
+            if name == GOT_SYMBOL {
+                layout.got_addr()
+            } else if let Some(found) = symbols.lookup(name) {
+                Some(found.addr.0)
+            } else if s.st_bind() == sym::STB_WEAK {
+                Some(0)
+            } else if referenced(elf, i) {
+                return Err(err(SymbolProblem::Unresolved));
+            } else {
+                None
+            }
+        } else if shndx == sh::SHN_ABS {
+            Some(s.st_value)
+        } else if shndx == sh::SHN_COMMON {
+            return Err(err(SymbolProblem::Common));
+        } else if shndx >= sh::SHN_LORESERVE || s.st_shndx >= elf.sections.len() {
+            return Err(err(SymbolProblem::Section(s.st_shndx as u16)));
+        } else {
+            layout
+                .addr_of(s.st_shndx)
+                .map(|base| base.wrapping_add(s.st_value))
+        };
+        let global = s.st_bind() == sym::STB_GLOBAL || s.st_bind() == sym::STB_WEAK;
+        let typ = s.st_type();
+        if global && shndx != sh::SHN_UNDEF && typ != sym::STT_SECTION && typ != sym::STT_FILE {
+            if globals.insert(name, i).is_some() {
+                return Err(err(SymbolProblem::Duplicate));
+            }
+            if let Some(a) = addr.filter(|_| layout.addr_of(s.st_shndx).is_some()) {
+                exports.push(Export {
+                    name: name.to_string(),
+                    symbol: Symbol {
+                        addr: Addr(a),
+                        size: s.st_size,
+                    },
+                });
+            }
+        }
+        addrs.push(addr);
+    }
+    Ok((addrs, exports))
+}
+
+/// Whether a relocation of a loaded section names symbol `index`.
+fn referenced(elf: &PayloadElf<'_>, index: usize) -> bool {
+    (1..elf.sections.len()).any(|rs| {
+        reloc_target(elf, rs).is_some_and(|t| elf.is_alloc(t))
+            && elf
+                .relocations(rs)
+                .is_some_and(|r| r.iter().any(|r| r.r_sym == index))
+    })
+}
+
+/// Applies every relocation of every loaded section.
+pub(crate) fn relocate(
+    elf: &PayloadElf<'_>,
+    layout: &mut Layout,
+    addrs: &[Option<u64>],
+    record_size: u64,
+    position_independent: bool,
+) -> Result<(), LoadError> {
+    let got_addr = layout.got_addr().unwrap_or(0);
+    for rs in 1..elf.sections.len() {
+        let Some(target) = reloc_target(elf, rs) else {
+            continue;
+        };
+        let Some(Some(place)) = layout.placements.get(target).copied() else {
+            continue;
+        };
+        let Some(relocs) = elf.relocations(rs) else {
+            continue;
+        };
+        let section_name = elf.section_name(target);
+        let section_size = elf.sections.get(target).map_or(0, |s| s.sh_size);
+        let base = layout.addr_of(target).unwrap_or(0);
+        let is_rela = elf
+            .sections
+            .get(rs)
+            .is_some_and(|s| s.sh_type == sh::SHT_RELA);
+        let rule = FormatRule::of(section_name, record_size);
+        for (index, r) in relocs.iter().enumerate() {
+            let symbol_name = || {
+                elf.symbol(r.r_sym)
+                    .and_then(|s| elf.symbol_name(r.r_sym, &s).ok())
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            let err = |problem| LoadError::Relocation {
+                section: section_name.to_string(),
+                index,
+                rtype: reloc::type_name(elf.arch, r.r_type),
+                symbol: symbol_name(),
+                problem,
+            };
+            let s = match addrs.get(r.r_sym) {
+                Some(Some(a)) => *a,
+                Some(None) => {
+                    return Err(LoadError::Symbol {
+                        index: r.r_sym,
+                        name: symbol_name(),
+                        problem: SymbolProblem::NotLoaded,
+                    })
+                }
+                None => return Err(err(RelocProblem::SymbolIndex(r.r_sym))),
+            };
+            if !rule.allows(elf.arch, r.r_type, r.r_offset) {
+                return Err(err(RelocProblem::FormatField));
+            }
+            let region = layout
+                .regions
+                .iter_mut()
+                .find(|g| g.kind == place.kind)
+                .ok_or_else(|| {
+                    err(RelocProblem::Place {
+                        offset: r.r_offset,
+                        width: 0,
+                    })
+                })?;
+            let start = usize::try_from(place.offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(section_size).unwrap_or(usize::MAX));
+            let bytes = region.bytes.get_mut(start..end).ok_or_else(|| {
+                err(RelocProblem::Place {
+                    offset: r.r_offset,
+                    width: 0,
+                })
+            })?;
+            let a = match r.r_addend {
+                Some(a) if is_rela => a,
+                _ => reloc::implicit_addend(elf.arch, bytes, r.r_type, r.r_offset).map_err(err)?,
+            };
+            let slot = layout
+                .got
+                .as_ref()
+                .and_then(|(_, slots)| slots.get(&r.r_sym))
+                .map(|off| got_addr.wrapping_add(*off));
+            let input = reloc::Input {
+                rtype: r.r_type,
+                offset: r.r_offset,
+                s,
+                a,
+                p: base.wrapping_add(r.r_offset),
+                got: got_addr,
+                slot,
+            };
+            let value = reloc::apply(elf.arch, bytes, &input).map_err(err)?;
+            // The format's own sections are read by the loader, never at run
+            // time; code and data of a payload in a position-independent
+            // image must not hold addresses nothing will fix up.
+            if position_independent
+                && value == reloc::Value::Absolute
+                && matches!(rule, FormatRule::Any)
+                && s != 0
+            {
+                return Err(err(RelocProblem::AbsoluteInPositionIndependent));
+            }
+        }
+    }
+    // Fill the GOT slots with the symbols' addresses.
+    if let Some((off, slots)) = layout.got.clone() {
+        if let Some(ro) = layout
+            .regions
+            .iter_mut()
+            .find(|g| g.kind == RegionKind::ReadOnly)
+        {
+            for (symbol, slot) in slots {
+                let value = addrs.get(symbol).copied().flatten().unwrap_or(0);
+                let at = usize::try_from(off + slot).unwrap_or(usize::MAX);
+                if let Some(dst) = ro.bytes.get_mut(at..at.saturating_add(8)) {
+                    dst.copy_from_slice(&value.to_le_bytes());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What relocations the format's own sections may carry: their fields are
+/// read from the relocated bytes, so only the pointer fields may be
+/// relocated, and only by a plain 64-bit absolute relocation.
+#[derive(Debug, Clone, Copy)]
+enum FormatRule {
+    /// Any relocation (code and data of the payload).
+    Any,
+    /// `.xsplice.funcs`: ABS64 at `new_addr`, `old_addr` and `name`.
+    Records(u64),
+    /// `.xsplice.hooks.*`: ABS64 at each 8-byte pointer.
+    Hooks,
+    /// Notes and vendor entries: no relocation at all.
+    None,
+}
+
+impl FormatRule {
+    fn of(section: &str, record_size: u64) -> FormatRule {
+        if section == sections::FUNCS {
+            FormatRule::Records(record_size.max(1))
+        } else if HookPoint::from_section(section).is_some() {
+            FormatRule::Hooks
+        } else if [
+            sections::NOTE,
+            sections::DEPENDS,
+            sections::VENDOR,
+            sections::BUILD_ID,
+        ]
+        .contains(&section)
+        {
+            FormatRule::None
+        } else {
+            FormatRule::Any
+        }
+    }
+
+    fn allows(self, arch: Arch, rtype: u32, offset: u64) -> bool {
+        let abs64 = rtype
+            == match arch {
+                Arch::X86_64 => goblin::elf::reloc::R_X86_64_64,
+                Arch::Aarch64 => goblin::elf::reloc::R_AARCH64_ABS64,
+            };
+        match self {
+            FormatRule::Any => true,
+            FormatRule::Records(size) => abs64 && matches!(offset % size, 0 | 16 | 32),
+            FormatRule::Hooks => abs64 && offset % 8 == 0,
+            FormatRule::None => false,
+        }
+    }
+}
