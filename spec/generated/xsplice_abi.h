@@ -286,4 +286,22 @@ _Static_assert(offsetof(struct xsplice_vendor_entry, len) == 12, "xsplice_vendor
 _Static_assert(sizeof(((struct xsplice_vendor_entry *)0)->len) == 4, "xsplice_vendor_entry.len: size");
 #define XSPLICE_VENDOR_ENTRY_SIZE 16
 
+/* The whole ABI note: the ELF note header, the name and the descriptor.
+ * Define one, 4-byte aligned, in section XSPLICE_SEC_NOTE:
+ *   static const struct xsplice_abi_note note
+ *       __attribute__((section(XSPLICE_SEC_NOTE), used, aligned(4))) = {
+ *       XSPLICE_NOTE_NAMESZ, XSPLICE_NOTE_DESC_SIZE, XSPLICE_NOTE_TYPE,
+ *       XSPLICE_NOTE_NAME, { 3, 0, 3, XSPLICE_RECORD_SIZE_V3, 0, 0, { 0 } } };
+ */
+struct xsplice_abi_note {
+	uint32_t namesz; /* XSPLICE_NOTE_NAMESZ */
+	uint32_t descsz; /* XSPLICE_NOTE_DESC_SIZE */
+	uint32_t type; /* XSPLICE_NOTE_TYPE */
+	char name[8]; /* XSPLICE_NOTE_NAME, NUL included */
+	struct xsplice_note_desc desc;
+};
+_Static_assert(sizeof(struct xsplice_abi_note) == 44, "xsplice_abi_note: size");
+_Static_assert(offsetof(struct xsplice_abi_note, name) == 12, "xsplice_abi_note.name: offset");
+_Static_assert(offsetof(struct xsplice_abi_note, desc) == 20, "xsplice_abi_note.desc: offset");
+
 #endif /* XSPLICE_ABI_H */

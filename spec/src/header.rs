@@ -391,9 +391,34 @@ pub fn header() -> String {
     for l in layout::all() {
         struct_decl(&mut h, l);
     }
+    h.push_str(ABI_NOTE);
     h.push_str("#endif /* XSPLICE_ABI_H */\n");
     h
 }
+
+/// The whole `.note.xsplice` ELF note as one C object: what a C author
+/// places in the section (the note framing is ELF, so the layout table,
+/// which knows only the descriptor, does not carry it).
+const ABI_NOTE: &str = "\
+/* The whole ABI note: the ELF note header, the name and the descriptor.
+ * Define one, 4-byte aligned, in section XSPLICE_SEC_NOTE:
+ *   static const struct xsplice_abi_note note
+ *       __attribute__((section(XSPLICE_SEC_NOTE), used, aligned(4))) = {
+ *       XSPLICE_NOTE_NAMESZ, XSPLICE_NOTE_DESC_SIZE, XSPLICE_NOTE_TYPE,
+ *       XSPLICE_NOTE_NAME, { 3, 0, 3, XSPLICE_RECORD_SIZE_V3, 0, 0, { 0 } } };
+ */
+struct xsplice_abi_note {
+\tuint32_t namesz; /* XSPLICE_NOTE_NAMESZ */
+\tuint32_t descsz; /* XSPLICE_NOTE_DESC_SIZE */
+\tuint32_t type; /* XSPLICE_NOTE_TYPE */
+\tchar name[8]; /* XSPLICE_NOTE_NAME, NUL included */
+\tstruct xsplice_note_desc desc;
+};
+_Static_assert(sizeof(struct xsplice_abi_note) == 44, \"xsplice_abi_note: size\");
+_Static_assert(offsetof(struct xsplice_abi_note, name) == 12, \"xsplice_abi_note.name: offset\");
+_Static_assert(offsetof(struct xsplice_abi_note, desc) == 20, \"xsplice_abi_note.desc: offset\");
+
+";
 
 #[cfg(test)]
 mod tests {
