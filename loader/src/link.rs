@@ -4,6 +4,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::ToString;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use goblin::elf::section_header as sh;
@@ -29,6 +30,7 @@ pub(crate) fn resolve_symbols(
     let mut addrs = Vec::with_capacity(count);
     let mut exports: Vec<Export> = Vec::new();
     let mut globals = BTreeMap::new();
+    let referenced = referenced_symbols(elf, count);
     for i in 0..count {
         let Some(s) = elf.symbol(i) else {
             addrs.push(None);
@@ -50,7 +52,7 @@ pub(crate) fn resolve_symbols(
                 Some(found.addr.0)
             } else if s.st_bind() == sym::STB_WEAK {
                 Some(0)
-            } else if referenced(elf, i) {
+            } else if referenced.get(i).copied().unwrap_or(false) {
                 return Err(err(SymbolProblem::Unresolved));
             } else {
                 None
@@ -87,14 +89,21 @@ pub(crate) fn resolve_symbols(
     Ok((addrs, exports))
 }
 
-/// Whether a relocation of a loaded section names symbol `index`.
-fn referenced(elf: &PayloadElf<'_>, index: usize) -> bool {
-    (1..elf.sections.len()).any(|rs| {
-        reloc_target(elf, rs).is_some_and(|t| elf.is_alloc(t))
-            && elf
-                .relocations(rs)
-                .is_some_and(|r| r.iter().any(|r| r.r_sym == index))
-    })
+/// Which symbols a relocation of a loaded section names, in one pass over
+/// the relocations (a per-symbol scan would be quadratic in the input).
+fn referenced_symbols(elf: &PayloadElf<'_>, count: usize) -> Vec<bool> {
+    let mut used = vec![false; count];
+    for rs in 1..elf.sections.len() {
+        if !reloc_target(elf, rs).is_some_and(|t| elf.is_alloc(t)) {
+            continue;
+        }
+        for r in elf.relocations(rs).iter().flat_map(|r| r.iter()) {
+            if let Some(u) = used.get_mut(r.r_sym) {
+                *u = true;
+            }
+        }
+    }
+    used
 }
 
 /// Applies every relocation of every loaded section.

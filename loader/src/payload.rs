@@ -293,6 +293,8 @@ pub fn load(
     let decoded = xsplice_abi::decode(funcs_bytes, entsize).map_err(LoadError::Records)?;
     let mut union = Incompat::empty();
     let mut records = Vec::with_capacity(decoded.len());
+    // Names seen so far: a map, so a payload of many records stays O(n log n).
+    let mut names = alloc::collections::BTreeMap::new();
     let text = layout
         .region(RegionKind::Text)
         .map(|t| (t.addr.0, t.addr.0.saturating_add(t.bytes.len() as u64)));
@@ -321,8 +323,8 @@ pub fn load(
             name: name.clone(),
             problem,
         };
-        if let Some(other) = records.iter().find(|r: &&PatchRecord| r.name == name) {
-            return Err(record_err(RecordProblem::DuplicateName(other.index.0)));
+        if let Some(other) = names.insert(name.clone(), rec.index) {
+            return Err(record_err(RecordProblem::DuplicateName(other.0)));
         }
         let f = rec.func;
         if f.is_nop() {

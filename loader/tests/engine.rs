@@ -323,6 +323,37 @@ fn overlapping_sites_conflict_but_the_same_site_stacks() {
 }
 
 #[test]
+fn records_of_one_payload_may_not_overlap() {
+    // features' PATCH_OFFSET record (endbr_site + 4) lands inside the 3 NOP
+    // bytes of its NOP record at nop_site.
+    let mut table = Table::demo();
+    let nop = table.addr("xsplice_demo_nop_site");
+    table
+        .globals
+        .get_mut("xsplice_demo_endbr_site")
+        .unwrap()
+        .addr = Addr(nop - 2);
+    let mut e = Engine::new(Mock::new(table), LoadOptions::default());
+    let id = e.load("features", &fixture("features_v3-nopic.o")).unwrap();
+    let before = e.target().snapshot();
+    let err = e.apply(id).unwrap_err();
+    match &err {
+        EngineError::SiteConflict {
+            other,
+            other_record,
+            record,
+            name,
+            ..
+        } => {
+            assert_eq!((*other, other_record.0, record.0), (id, 0, 1));
+            assert_eq!(name, "xsplice_demo_endbr_site");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(e.target().snapshot(), before);
+}
+
+#[test]
 fn jump_out_of_range_is_refused() {
     // The payload lands more than 2 GiB above the functions it patches;
     // the function it calls is moved next to it so it still relocates.
