@@ -79,5 +79,40 @@ fn pie_image_patched_offline() {
         ),
         "{err}"
     );
+
+    // A stack written by hand in C: fix, then stack_a (own build-id, a hook),
+    // then stack_b, which depends on stack_a's build-id.
+    let (a, b) = (dir.join("stack_a.o"), dir.join("stack_b.o"));
+    assert!(gcc(&["-O2", "-c", "stack_a.c"], &a));
+    assert!(gcc(&["-O2", "-c", "stack_b.c"], &b));
+    let image = std::fs::read(&img).unwrap();
+    let mut e = Engine::new(
+        ImageTarget::new(image.clone()).unwrap(),
+        LoadOptions::default(),
+    );
+    for (name, path) in [("fix", &pie), ("stack_a", &a), ("stack_b", &b)] {
+        let id = e.load(name, &std::fs::read(path).unwrap()).unwrap();
+        e.apply(id).unwrap_or_else(|err| panic!("{name}: {err}"));
+    }
+    assert_eq!(
+        e.target().skipped_hooks(),
+        1,
+        "stack_a's pre-apply hook is not run offline"
+    );
+    std::fs::write(&patched, e.target().bytes()).unwrap();
+    assert_eq!(
+        run(&patched),
+        "compute=2010 allowed=1 greet=hello new counter=5"
+    );
+    // stack_b alone: its dependency is not the image.
+    let mut e = Engine::new(ImageTarget::new(image).unwrap(), LoadOptions::default());
+    let id = e.load("stack_b", &std::fs::read(&b).unwrap()).unwrap();
+    assert!(matches!(
+        e.apply(id),
+        Err(EngineError::Dependency {
+            what: "the running image",
+            ..
+        })
+    ));
     std::fs::remove_dir_all(&dir).ok();
 }
