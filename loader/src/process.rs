@@ -132,23 +132,29 @@ impl ProcessTarget {
         })
     }
 
-    fn in_ranges(ranges: &[(u64, u64)], addr: u64, len: u64) -> bool {
+    fn in_ranges<'r>(
+        ranges: impl IntoIterator<Item = &'r (u64, u64)>,
+        addr: u64,
+        len: u64,
+    ) -> bool {
         let end = addr.saturating_add(len);
-        ranges.iter().any(|&(lo, hi)| addr >= lo && end <= hi)
+        ranges.into_iter().any(|&(lo, hi)| addr >= lo && end <= hi)
     }
 
-    fn map_ranges(&self, kinds: &[RegionKind]) -> Vec<(u64, u64)> {
+    /// Whether `[addr, addr+len)` lies in one of this target's mappings of
+    /// the given kinds. Allocation-free: `write_code` calls it inside the
+    /// critical section.
+    fn in_maps(&self, kinds: &[RegionKind], addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
         self.maps
             .iter()
             .filter(|m| kinds.contains(&m.kind))
-            .map(|m| (m.addr, m.addr + m.len))
-            .collect()
+            .any(|m| addr >= m.addr && end <= m.addr.saturating_add(m.len))
     }
 
     /// Whether `[addr, addr+len)` is code this target may rewrite.
     fn writable_code(&self, addr: u64, len: u64) -> bool {
-        Self::in_ranges(&self.text, addr, len)
-            || Self::in_ranges(&self.map_ranges(&[RegionKind::Text]), addr, len)
+        Self::in_ranges(&self.text, addr, len) || self.in_maps(&[RegionKind::Text], addr, len)
     }
 
     fn mprotect(addr: u64, len: u64, prot: i32) -> Result<(), TargetError> {
@@ -300,8 +306,8 @@ impl Target for ProcessTarget {
     fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
         let len = buf.len() as u64;
         let readable = Self::in_ranges(&self.loaded, addr.0, len)
-            || Self::in_ranges(
-                &self.map_ranges(&[RegionKind::Text, RegionKind::ReadOnly, RegionKind::Data]),
+            || self.in_maps(
+                &[RegionKind::Text, RegionKind::ReadOnly, RegionKind::Data],
                 addr.0,
                 len,
             );
@@ -329,7 +335,7 @@ impl Target for ProcessTarget {
     }
 
     fn run_hook(&mut self, hook: &Hook) -> Result<HookOutcome, TargetError> {
-        if !Self::in_ranges(&self.map_ranges(&[RegionKind::Text]), hook.addr.0, 1) {
+        if !self.in_maps(&[RegionKind::Text], hook.addr.0, 1) {
             return Err(TargetError::BadAddress(hook.addr));
         }
         // SAFETY: the address lies in a payload text mapping (checked above)
