@@ -5,7 +5,7 @@ mod common;
 
 use common::{expected, fixture, Bump, Table};
 use xsplice_abi::{Incompat, RecordVersion};
-use xsplice_loader::{load, Arch, LoadOptions, LoadedPayload};
+use xsplice_loader::{load, Arch, LoadOptions, LoadedPayload, PatchRecord};
 
 fn load_fixture(name: &str) -> LoadedPayload {
     let table = Table::demo();
@@ -31,6 +31,21 @@ fn calls_to(code: &[u8], at: u64, target: u64) -> usize {
             }
         })
         .count()
+}
+
+/// The `xsplice_demo_scale` record (whose replacement calls back into the
+/// target) and its relocated replacement code.
+fn scale_code(p: &LoadedPayload) -> (&PatchRecord, &[u8]) {
+    let scale = p
+        .records
+        .iter()
+        .find(|r| r.name == "xsplice_demo_scale")
+        .unwrap();
+    (
+        scale,
+        p.bytes_at(scale.func.new_addr, scale.func.new_size)
+            .unwrap(),
+    )
 }
 
 /// Compares every record with expected.json.
@@ -116,14 +131,7 @@ fn live_payloads_every_version_and_code_model() {
             assert_eq!(p.format.major, version.number());
             // The scale replacement calls back into the target: the relocated
             // call (direct, or through the GOT/PLT forms) must reach it.
-            let scale = p
-                .records
-                .iter()
-                .find(|r| r.name == "xsplice_demo_scale")
-                .unwrap();
-            let code = p
-                .bytes_at(scale.func.new_addr, scale.func.new_size)
-                .unwrap();
+            let (scale, code) = scale_code(&p);
             if flavour != "large" {
                 assert_eq!(
                     calls_to(code, scale.func.new_addr.0, table.addr("xsplice_demo_base")),
@@ -141,14 +149,7 @@ fn large_model_goes_through_the_got() {
     // add; call *%r. Recompute the call target from the relocated bytes.
     let p = load_fixture("live_v3-large.o");
     let table = Table::demo();
-    let scale = p
-        .records
-        .iter()
-        .find(|r| r.name == "xsplice_demo_scale")
-        .unwrap();
-    let code = p
-        .bytes_at(scale.func.new_addr, scale.func.new_size)
-        .unwrap();
+    let (scale, code) = scale_code(&p);
     // Find `lea -7(%rip),%rX` (GOT base computation start) and the two movabs imm64.
     let movabs: Vec<(usize, i64)> = code
         .windows(10)
@@ -210,14 +211,7 @@ fn aarch64_payloads() {
     }
     // The relocated `bl xsplice_demo_base` of the scale replacement reaches it.
     let p = load_fixture("live_v3-aarch64-nopic.o");
-    let scale = p
-        .records
-        .iter()
-        .find(|r| r.name == "xsplice_demo_scale")
-        .unwrap();
-    let code = p
-        .bytes_at(scale.func.new_addr, scale.func.new_size)
-        .unwrap();
+    let (scale, code) = scale_code(&p);
     let target = Table::demo().addr("xsplice_demo_base") as i64;
     let found = code.chunks_exact(4).enumerate().any(|(i, w)| {
         let insn = u32::from_le_bytes(w.try_into().unwrap());
