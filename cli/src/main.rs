@@ -29,8 +29,10 @@ mod error;
 mod files;
 mod info;
 mod inspect;
+mod list;
 mod load;
 mod report;
+mod revert;
 mod upgrade;
 
 use std::io::{self, Write as _};
@@ -72,6 +74,10 @@ enum Command {
     Check(CheckArgs),
     /// Apply payloads to an executable image offline and write the patched image.
     Apply(ApplyArgs),
+    /// Revert the top payload (or all) of a patched image and write the result.
+    Revert(RevertArgs),
+    /// List what is applied to a patched image: the stack, each payload's sites, arena use.
+    List(ListArgs),
     /// Build a payload of any record version from an object file of replacement functions.
     Build(build::BuildArgs),
     /// Rewrite a payload's records into another record version.
@@ -128,6 +134,38 @@ struct ApplyArgs {
     /// Allow OUT to be the input image (or a payload) itself.
     #[arg(long)]
     force: bool,
+}
+
+/// `xsplice revert`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").args(["name", "all"])))]
+struct RevertArgs {
+    /// The patched image.
+    #[arg(long, value_name = "IMAGE")]
+    image: PathBuf,
+    /// Where to write the result (mode 0755).
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// The payload to revert, by the name `list` shows or its file name; it must be the top. Default: the top.
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// Revert every applied payload, top first (the result is the unpatched image, byte for byte).
+    #[arg(long)]
+    all: bool,
+    /// Allow OUT to be IMAGE itself (replaced by an atomic rename).
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xsplice list`.
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// The (patched) image.
+    #[arg(long, value_name = "IMAGE")]
+    image: PathBuf,
+    /// Print JSON (documented in cli/JSON.md) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `xsplice upgrade`.
@@ -228,6 +266,20 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             },
             v,
         ),
+        Command::Revert(a) => {
+            let which = match (&a.name, a.all) {
+                (_, true) => revert::Which::All,
+                (Some(n), false) => revert::Which::Named(n),
+                (None, false) => revert::Which::Top,
+            };
+            revert::run(&a.image, &a.output, &which, a.force).map(|mut o| {
+                if v.quiet {
+                    o.stdout.clear();
+                }
+                o
+            })
+        }
+        Command::List(a) => list::image(&a.image, a.json, v),
         Command::Build(a) => build::run(a, v),
         Command::Upgrade(a) => upgrade::run(&a.payload, a.to, &a.output, a.force, v),
         Command::Layout(a) => info::layout(a.version, a.json),
