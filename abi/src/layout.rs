@@ -856,29 +856,25 @@ pub fn record(version: RecordVersion) -> &'static Layout {
     }
 }
 
-/// Every payload layout, records first.
-pub fn all() -> [&'static Layout; 5] {
-    [
-        &RECORD_V1,
-        &RECORD_V2,
-        &RECORD_V3,
-        &NOTE_DESC,
-        &VENDOR_ENTRY,
-    ]
+/// Every layout: the payload's (records first), then the ledger's.
+pub fn all() -> &'static [&'static Layout] {
+    &ALL
 }
 
-/// Every ledger layout (what a patched target records; not part of a payload).
-pub fn ledger() -> [&'static Layout; 7] {
-    [
-        &LEDGER_HEADER,
-        &LEDGER_ENTRY,
-        &LEDGER_REGION,
-        &LEDGER_SITE,
-        &LEDGER_EXPORT,
-        &LEDGER_HOOK,
-        &LEDGER_FOOTER,
-    ]
-}
+static ALL: [&Layout; 12] = [
+    &RECORD_V1,
+    &RECORD_V2,
+    &RECORD_V3,
+    &NOTE_DESC,
+    &VENDOR_ENTRY,
+    &LEDGER_HEADER,
+    &LEDGER_ENTRY,
+    &LEDGER_REGION,
+    &LEDGER_SITE,
+    &LEDGER_EXPORT,
+    &LEDGER_HOOK,
+    &LEDGER_FOOTER,
+];
 
 #[cfg(test)]
 mod tests {
@@ -889,7 +885,7 @@ mod tests {
     /// Every layout covers every byte exactly once, in order.
     #[test]
     fn fields_tile_the_struct() {
-        for l in all().into_iter().chain(ledger()) {
+        for l in all() {
             let mut at = 0;
             for f in l.fields {
                 assert_eq!(f.offset, at, "{}.{}", l.c_name, f.name);

@@ -62,9 +62,7 @@ pub(crate) struct ImageReport {
     pub path: String,
     /// Its GNU build-id, hex.
     pub build_id: Option<String>,
-    /// Payloads already applied to it (its ledger), bottom first; omitted
-    /// when none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Payloads already applied to it (its ledger), bottom first.
     pub applied: Vec<String>,
 }
 

@@ -867,6 +867,9 @@ mod tests {
             split_trailer(&lying).unwrap_err().problem,
             LedgerProblem::BadSize(u64::from(u32::MAX))
         );
-        assert_eq!(split_trailer(b"no footer").unwrap(), (&b"no footer"[..], None));
+        assert_eq!(
+            split_trailer(b"no footer").unwrap(),
+            (&b"no footer"[..], None)
+        );
     }
 }
