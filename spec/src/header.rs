@@ -385,6 +385,8 @@ pub fn header() -> String {
     );
     h.push('\n');
 
+    signature_defines(&mut h);
+
     h.push_str(
         "/* ---- layouts ----------------------------------------------------------- */\n\n",
     );
@@ -394,6 +396,37 @@ pub fn header() -> String {
     h.push_str(ABI_NOTE);
     h.push_str("#endif /* XSPLICE_ABI_H */\n");
     h
+}
+
+/// The constants of the signature trailer (`file = S || block || footer`).
+fn signature_defines(h: &mut String) {
+    use xsplice_abi::signature as sig;
+    h.push_str(
+        "/* ---- signatures: file = ELF bytes || struct xsplice_sig_block || struct xsplice_sig_footer */\n\n",
+    );
+    let magic = sig::MAGIC.strip_suffix(b"\0").unwrap_or(sig::MAGIC);
+    let _ = writeln!(
+        h,
+        "#define XSPLICE_SIG_MAGIC {} /* 8 bytes with the NUL: the file's last bytes */",
+        c_string(magic)
+    );
+    let _ = writeln!(
+        h,
+        "#define XSPLICE_SIG_ALG_ED25519 {} /* RFC 8032, pure: the message is the ELF bytes */",
+        sig::ALGORITHM_ED25519
+    );
+    let _ = writeln!(h, "#define XSPLICE_SIG_VERSION {}", sig::VERSION);
+    let _ = writeln!(
+        h,
+        "#define XSPLICE_SIG_ED25519_BLOCK_LEN {}u",
+        sig::ED25519_BLOCK_LEN
+    );
+    let _ = writeln!(
+        h,
+        "#define XSPLICE_SIG_KEY_ID_SIZE {} /* SHA-256 of the raw public key, first bytes */",
+        sig::KEY_ID_SIZE
+    );
+    h.push('\n');
 }
 
 /// The whole `.note.xsplice` ELF note as one C object: what a C author
