@@ -20,6 +20,8 @@ pub(crate) struct Request<'a> {
     pub replace: bool,
     /// Allow overwriting an input.
     pub force: bool,
+    /// Loader options: the signature policy and trusted keys.
+    pub opts: LoadOptions,
 }
 
 /// Loads and applies each payload in order (with `replace`, the last one
@@ -30,7 +32,7 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
     files::refuse_overwrite(req.output, &inputs, req.force)?;
 
     let target = load::open_image(req.image)?;
-    let mut engine = Engine::new(target, LoadOptions::default());
+    let mut engine = Engine::new(target, req.opts.clone());
     let mut out = Output::default();
     let last = req.payloads.len().saturating_sub(1);
     for (i, path) in req.payloads.iter().enumerate() {

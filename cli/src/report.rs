@@ -206,6 +206,8 @@ pub(crate) struct Report {
     pub warnings: Vec<String>,
     /// Dry run: names resolved to the placeholder (empty with an image).
     pub unresolved: Vec<String>,
+    /// The signature and whether it verified against the --trusted-key keys.
+    pub signature: crate::sign::SignatureReport,
 }
 
 impl Report {
@@ -293,6 +295,7 @@ impl Report {
                 .collect(),
             warnings: p.warnings.iter().map(ToString::to_string).collect(),
             unresolved: loaded.unresolved.clone().unwrap_or_default(),
+            signature: (&p.signature).into(),
         }
     }
 
@@ -315,6 +318,7 @@ impl Report {
             None => kv("image", "none (dry run: synthetic addresses)"),
         }
         kv("arch", self.arch);
+        kv("signature", &self.signature.text());
         kv(
             "format",
             &format!("{}.{}", self.format.major, self.format.minor),
