@@ -775,7 +775,7 @@ fn layout_schema_header() {
         (Some(64), Some(32))
     );
     assert_eq!(expect["feature"], "EXPECT");
-    assert_eq!(json(&["layout", "--json"]).as_array().unwrap().len(), 5);
+    assert_eq!(json(&["layout", "--json"]).as_array().unwrap().len(), 7);
 
     for (args, file) in [
         (vec!["schema"], "record-v3"),
