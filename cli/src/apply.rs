@@ -61,6 +61,10 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
             p.record_version,
             p.format
         ));
+        if p.signature != xsplice_loader::signature::SignatureStatus::Unsigned {
+            let sig = crate::sign::SignatureReport::from(&p.signature);
+            out.line(format!("  signature: {}", sig.text()));
+        }
         for r in &p.records {
             let what = if r.func.is_nop() {
                 format!("{} bytes of NOPs", r.func.new_size)

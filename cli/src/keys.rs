@@ -42,41 +42,42 @@ fn public_path(key: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Reads a key file as text.
-fn read_pem(path: &Path, what: &str) -> Result<String, CliError> {
+/// Reads the PEM file at `path` and decodes it with `decode`; `what` and
+/// `hint` go into the error.
+fn read_key<T, E: std::fmt::Display>(
+    path: &Path,
+    what: &str,
+    decode: impl FnOnce(&str) -> Result<T, E>,
+    hint: &str,
+) -> Result<T, CliError> {
     let bytes = files::read(path, KEY_LIMIT, what)?;
-    String::from_utf8(bytes).map_err(|_| {
-        CliError::new(format!(
-            "{}: {what} is not a PEM file (not text)",
-            path.display()
-        ))
+    let pem = String::from_utf8(bytes)
+        .map_err(|_| CliError::new(format!("{}: {what} is not PEM text", path.display())))?;
+    decode(&pem).map_err(|e| {
+        CliError::new(format!("{}: not a PEM Ed25519 {what}: {e}", path.display())).hint(hint)
     })
 }
 
 /// Reads a PEM PKCS#8 Ed25519 private key (`openssl genpkey -algorithm
 /// ed25519`, or `xsplice keygen`).
 pub(crate) fn read_private(path: &Path) -> Result<SigningKey, CliError> {
-    let pem = read_pem(path, "private key")?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-        CliError::new(format!(
-            "{}: not a PEM PKCS#8 Ed25519 private key: {e}",
-            path.display()
-        ))
-        .hint("make one with `xsplice keygen -o KEY` or `openssl genpkey -algorithm ed25519 -out KEY`")
-    })
+    read_key(
+        path,
+        "private key",
+        SigningKey::from_pkcs8_pem,
+        "make one with `xsplice keygen -o KEY` or `openssl genpkey -algorithm ed25519 -out KEY`",
+    )
 }
 
 /// Reads a PEM SPKI Ed25519 public key (`openssl pkey -pubout`, or the
 /// `.pub` file of `xsplice keygen`).
 pub(crate) fn read_public(path: &Path) -> Result<VerifyingKey, CliError> {
-    let pem = read_pem(path, "public key")?;
-    VerifyingKey::from_public_key_pem(&pem).map_err(|e| {
-        CliError::new(format!(
-            "{}: not a PEM Ed25519 public key: {e}",
-            path.display()
-        ))
-        .hint("extract it with `openssl pkey -in KEY -pubout -out KEY.pub`, or use the KEY.pub of `xsplice keygen`")
-    })
+    read_key(
+        path,
+        "public key",
+        VerifyingKey::from_public_key_pem,
+        "extract it with `openssl pkey -in KEY -pubout -out KEY.pub`, or use the KEY.pub of `xsplice keygen`",
+    )
 }
 
 /// The private key as PEM PKCS#8 v1 (no public key inside), byte for byte

@@ -53,11 +53,30 @@ fn refused(args: &[&str]) -> String {
     errors[0].to_string()
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xsplice-sig-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory for one test, removed when the test is done.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let name = format!("xsplice-sig-{}-{tag}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn s(p: &Path) -> &str {
@@ -112,7 +131,7 @@ fn rejected(dir: &Path, payload: &Path, trust: &[&str], want: &str) {
 
 #[test]
 fn keygen_sign_check_apply_inspect() {
-    let d = tmp("roundtrip");
+    let d = Scratch::new("roundtrip");
     let (key, public) = keygen(&d, "k");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
@@ -181,12 +200,11 @@ fn keygen_sign_check_apply_inspect() {
     ok(&[&["check", s(&signed)][..], &both].concat());
     // --require-signature without a key is a usage error.
     assert_eq!(xsplice(&["check", s(&signed), "--require-signature"]).0, 2);
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
 fn refusals() {
-    let d = tmp("refusals");
+    let d = Scratch::new("refusals");
     let (key, public) = keygen(&d, "k");
     let (_, other) = keygen(&d, "other");
     let signed = d.join("signed.o");
@@ -270,12 +288,11 @@ fn refusals() {
     assert!(!out.exists());
     refused(&["sign", "--key", s(&public), FIX, "-o", s(&out)]);
     assert!(!out.exists());
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
 fn upgrade_and_build_sign() {
-    let d = tmp("upgrade");
+    let d = Scratch::new("upgrade");
     let (key, public) = keygen(&d, "k");
     let signed = d.join("signed.o");
     ok(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
@@ -310,7 +327,6 @@ fn upgrade_and_build_sign() {
     ]);
     let trust = ["--require-signature", "--trusted-key", s(&public)];
     ok(&[&["check", s(&built)][..], &trust].concat());
-    std::fs::remove_dir_all(&d).ok();
 }
 
 /// Whether `openssl` runs. Missing: fails under `XSPLICE_REQUIRE_TOOLS=1`,
@@ -366,7 +382,7 @@ fn openssl_signs_xsplice_verifies() {
     if !have_openssl("openssl_signs_xsplice_verifies") {
         return;
     }
-    let d = tmp("openssl-signs");
+    let d = Scratch::new("openssl-signs");
     let key = d.join("k.pem");
     let public = d.join("k.pub");
     openssl(&["genpkey", "-algorithm", "ed25519", "-out", s(&key)], b"");
@@ -412,7 +428,6 @@ fn openssl_signs_xsplice_verifies() {
         file,
         "Ed25519 is deterministic"
     );
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
@@ -420,7 +435,7 @@ fn xsplice_signs_openssl_verifies() {
     if !have_openssl("xsplice_signs_openssl_verifies") {
         return;
     }
-    let d = tmp("xsplice-signs");
+    let d = Scratch::new("xsplice-signs");
     let (key, public) = keygen(&d, "k");
     // The key files are byte for byte what openssl writes for the same key.
     let again = openssl(&["pkey", "-in", s(&key)], b"");
@@ -463,5 +478,4 @@ fn xsplice_signs_openssl_verifies() {
     flipped[100] ^= 1;
     std::fs::write(&s_path, &flipped).unwrap();
     assert!(!verify(&s_path).status.success());
-    std::fs::remove_dir_all(&d).ok();
 }

@@ -118,8 +118,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 
 #define XSPLICE_SIG_MAGIC "XSPLSIG" /* 8 bytes with the NUL: the file's last bytes */
 #define XSPLICE_SIG_ALG_ED25519 1 /* RFC 8032, pure: the message is the ELF bytes */
-#define XSPLICE_SIG_VERSION 1
-#define XSPLICE_SIG_ED25519_BLOCK_LEN 72u
+#define XSPLICE_SIG_VERSION 1 /* the block version */
+#define XSPLICE_SIG_ED25519_BLOCK_LEN 72u /* block_len of an Ed25519 block: sig and key_id */
 #define XSPLICE_SIG_KEY_ID_SIZE 8 /* SHA-256 of the raw public key, first bytes */
 
 /* ---- layouts ----------------------------------------------------------- */

@@ -405,27 +405,32 @@ fn signature_defines(h: &mut String) {
         "/* ---- signatures: file = ELF bytes || struct xsplice_sig_block || struct xsplice_sig_footer */\n\n",
     );
     let magic = sig::MAGIC.strip_suffix(b"\0").unwrap_or(sig::MAGIC);
-    let _ = writeln!(
-        h,
-        "#define XSPLICE_SIG_MAGIC {} /* 8 bytes with the NUL: the file's last bytes */",
-        c_string(magic)
-    );
-    let _ = writeln!(
-        h,
-        "#define XSPLICE_SIG_ALG_ED25519 {} /* RFC 8032, pure: the message is the ELF bytes */",
-        sig::ALGORITHM_ED25519
-    );
-    let _ = writeln!(h, "#define XSPLICE_SIG_VERSION {}", sig::VERSION);
-    let _ = writeln!(
-        h,
-        "#define XSPLICE_SIG_ED25519_BLOCK_LEN {}u",
-        sig::ED25519_BLOCK_LEN
-    );
-    let _ = writeln!(
-        h,
-        "#define XSPLICE_SIG_KEY_ID_SIZE {} /* SHA-256 of the raw public key, first bytes */",
-        sig::KEY_ID_SIZE
-    );
+    let defines = [
+        (
+            "MAGIC",
+            c_string(magic),
+            "8 bytes with the NUL: the file's last bytes",
+        ),
+        (
+            "ALG_ED25519",
+            sig::ALGORITHM_ED25519.to_string(),
+            "RFC 8032, pure: the message is the ELF bytes",
+        ),
+        ("VERSION", sig::VERSION.to_string(), "the block version"),
+        (
+            "ED25519_BLOCK_LEN",
+            format!("{}u", sig::ED25519_BLOCK_LEN),
+            "block_len of an Ed25519 block: sig and key_id",
+        ),
+        (
+            "KEY_ID_SIZE",
+            sig::KEY_ID_SIZE.to_string(),
+            "SHA-256 of the raw public key, first bytes",
+        ),
+    ];
+    for (name, value, note) in defines {
+        let _ = writeln!(h, "#define XSPLICE_SIG_{name} {value} /* {note} */");
+    }
     h.push('\n');
 }
 
