@@ -342,7 +342,11 @@ pub(crate) fn run(a: &BuildArgs, v: Verbosity) -> Result<Output, CliError> {
         out.line(format!("checked: would apply to {}", path.display()));
     }
     let payload = match &a.sign {
-        Some(key) => crate::sign::sign_output(key, &a.output, &payload, &mut out)?,
+        Some(key) => {
+            let (signed, line) = crate::sign::sign_output(key, &a.output, &payload)?;
+            out.line(line);
+            signed
+        }
         None => payload,
     };
     files::write(&a.output, &payload, 0o644)?;

@@ -104,22 +104,22 @@ pub(crate) fn without_signature<'a>(
     Ok((split.elf, before))
 }
 
-/// Reads the key at `key_path`, signs `bytes` (the payload about to be
-/// written to `out`) and says so in `out_text`.
+/// Reads the key at `key_path` and signs `bytes`, the payload about to be
+/// written to `out_path` (`build --sign`, `upgrade --sign`): the signed
+/// bytes and the line that says so.
 pub(crate) fn sign_output(
     key_path: &Path,
     out_path: &Path,
     bytes: &[u8],
-    out_text: &mut Output,
-) -> Result<Vec<u8>, CliError> {
+) -> Result<(Vec<u8>, String), CliError> {
     let key = keys::read_private(key_path)?;
     let (signed, _) = sign_bytes(out_path, bytes, &key)?;
-    out_text.line(format!(
+    let line = format!(
         "signed {} with key {}",
         out_path.display(),
         KeyId::of(key.verifying_key().as_bytes())
-    ));
-    Ok(signed)
+    );
+    Ok((signed, line))
 }
 
 /// `xsplice sign --key KEY PAYLOAD -o OUT`.

@@ -46,9 +46,12 @@ pub(crate) fn run(
             ))
         })?;
     let mut out = Output::default();
-    let rewritten = match sign {
-        Some(key) => crate::sign::sign_output(key, output, &rewritten, &mut out)?,
-        None => rewritten,
+    let (rewritten, signed) = match sign {
+        Some(key) => {
+            let (bytes, line) = crate::sign::sign_output(key, output, &rewritten)?;
+            (bytes, Some(line))
+        }
+        None => (rewritten, None),
     };
     files::write(output, &rewritten, 0o644)?;
     if let Some(d) = dropped {
@@ -74,6 +77,9 @@ pub(crate) fn run(
             after.record_version,
             after.format
         ));
+        if let Some(line) = signed {
+            out.line(line);
+        }
     }
     for w in &after.warnings {
         out.warn(w.to_string());
