@@ -29,10 +29,12 @@ mod error;
 mod files;
 mod info;
 mod inspect;
+mod keys;
 mod list;
 mod load;
 mod report;
 mod revert;
+mod sign;
 mod upgrade;
 
 use std::io::{self, Write as _};
@@ -88,6 +90,10 @@ enum Command {
     Schema(SchemaArgs),
     /// Print the C header `xsplice_abi.h` (structs with `_Static_assert` offset checks).
     Header,
+    /// Make an Ed25519 key pair: KEY (PEM PKCS#8, as openssl writes it) and KEY.pub.
+    Keygen(keys::KeygenArgs),
+    /// Sign a payload with an Ed25519 key (re-signing replaces the signature).
+    Sign(sign::SignArgs),
 }
 
 /// `xsplice inspect`.
@@ -95,6 +101,9 @@ enum Command {
 struct InspectArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
+    /// Signature verification.
+    #[command(flatten)]
+    trust: sign::TrustArgs,
     /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -108,6 +117,9 @@ struct InspectArgs {
 struct CheckArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
+    /// Signature verification.
+    #[command(flatten)]
+    trust: sign::TrustArgs,
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -134,6 +146,9 @@ struct ApplyArgs {
     /// Allow OUT to be the input image (or a payload) itself.
     #[arg(long)]
     force: bool,
+    /// Signature verification.
+    #[command(flatten)]
+    trust: sign::TrustArgs,
 }
 
 /// `xsplice revert`.
@@ -182,6 +197,9 @@ struct UpgradeArgs {
     /// Allow OUT to be the input payload itself.
     #[arg(long)]
     force: bool,
+    /// Sign the rewritten payload with this private key (a signature of the input is dropped: it signed other bytes).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 /// `xsplice layout`.
@@ -254,8 +272,20 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
         verbose: cli.verbose,
     };
     match &cli.command {
-        Command::Inspect(a) => inspect::run(&a.payload, a.image.as_deref(), a.json, v),
-        Command::Check(a) => check::run(&a.payload, a.image.as_deref(), a.json, v),
+        Command::Inspect(a) => inspect::run(
+            &a.payload,
+            a.image.as_deref(),
+            a.json,
+            &a.trust.load_options()?,
+            v,
+        ),
+        Command::Check(a) => check::run(
+            &a.payload,
+            a.image.as_deref(),
+            a.json,
+            &a.trust.load_options()?,
+            v,
+        ),
         Command::Apply(a) => apply::run(
             &apply::Request {
                 image: &a.image,
@@ -263,6 +293,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 payloads: &a.payloads,
                 replace: a.replace,
                 force: a.force,
+                opts: a.trust.load_options()?,
             },
             v,
         ),
@@ -281,7 +312,9 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
         }
         Command::List(a) => list::image(&a.image, a.json, v),
         Command::Build(a) => build::run(a, v),
-        Command::Upgrade(a) => upgrade::run(&a.payload, a.to, &a.output, a.force, v),
+        Command::Upgrade(a) => {
+            upgrade::run(&a.payload, a.to, &a.output, a.force, a.sign.as_deref(), v)
+        }
         Command::Layout(a) => info::layout(a.version, a.json),
         Command::Schema(a) => info::schema(&info::SchemaChoice {
             version: a.version,
@@ -294,6 +327,8 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             stdout: xsplice_spec::header(),
             stderr: Vec::new(),
         }),
+        Command::Keygen(a) => keys::keygen(a, v),
+        Command::Sign(a) => sign::run(a, v),
     }
 }
 

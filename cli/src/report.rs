@@ -208,6 +208,8 @@ pub(crate) struct Report {
     pub warnings: Vec<String>,
     /// Dry run: names resolved to the placeholder (empty with an image).
     pub unresolved: Vec<String>,
+    /// The signature and whether it verified against the --trusted-key keys.
+    pub signature: crate::sign::SignatureReport,
 }
 
 impl Report {
@@ -296,6 +298,7 @@ impl Report {
                 .collect(),
             warnings: p.warnings.iter().map(ToString::to_string).collect(),
             unresolved: loaded.unresolved.clone().unwrap_or_default(),
+            signature: (&p.signature).into(),
         }
     }
 
@@ -323,6 +326,7 @@ impl Report {
             None => kv("image", "none (dry run: synthetic addresses)"),
         }
         kv("arch", self.arch);
+        kv("signature", &self.signature.text());
         kv(
             "format",
             &format!("{}.{}", self.format.major, self.format.minor),

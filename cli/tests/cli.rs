@@ -659,7 +659,8 @@ fn layout_schema_header() {
         (Some(64), Some(32))
     );
     assert_eq!(expect["feature"], "EXPECT");
-    // Five payload layouts (records, note, vendor entry), then the ledger's seven.
+    // Five payload layouts (records, note, vendor entry), the signature
+    // block and footer, then the ledger's seven.
     let all = json(&["layout", "--json"]);
     let names: Vec<&str> = all
         .as_array()
@@ -667,9 +668,10 @@ fn layout_schema_header() {
         .iter()
         .map(|l| l["c_name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 14, "{names:?}");
     assert_eq!(names[0], "xsplice_patch_func_v1");
-    assert_eq!(names[5], "xsplice_ledger_header");
+    assert_eq!(names[5], "xsplice_sig_block");
+    assert_eq!(names[7], "xsplice_ledger_header");
 
     for (args, file) in [
         (vec!["schema"], "record-v3"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the ledger's golden files from hand-typed offsets (spec/SPEC.md, section 15).
+"""Writes the ledger's golden files from hand-typed offsets (spec/SPEC.md, section 16).
 
 Independent of the Rust code on purpose: a layout slip in xsplice-abi or the
 loader's codec fails compat-tests/tests/ledger.rs. Run once; the outputs are

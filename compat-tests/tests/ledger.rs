@@ -1,4 +1,4 @@
-//! The ledger (spec/SPEC.md section 15): literal layout pins, and golden
+//! The ledger (spec/SPEC.md section 16): literal layout pins, and golden
 //! files written by `golden/make_ledger_golden.py` from hand-typed offsets,
 //! decoded field by field and re-encoded byte-identical.
 

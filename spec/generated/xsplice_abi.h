@@ -114,6 +114,14 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 #define XSPLICE_VENDOR_ID_PRIVATE_START 0x80000000u /* private and experimental use: no registration, no uniqueness */
 #define XSPLICE_VENDOR_PADDED(len) (((len) + 7u) & ~7u)
 
+/* ---- signatures: file = ELF bytes || struct xsplice_sig_block || struct xsplice_sig_footer */
+
+#define XSPLICE_SIG_MAGIC "XSPLSIG" /* 8 bytes with the NUL: the file's last bytes */
+#define XSPLICE_SIG_ALG_ED25519 1 /* RFC 8032, pure: the message is the ELF bytes */
+#define XSPLICE_SIG_VERSION 1 /* the block version */
+#define XSPLICE_SIG_ED25519_BLOCK_LEN 72u /* block_len of an Ed25519 block: sig and key_id */
+#define XSPLICE_SIG_KEY_ID_SIZE 8 /* SHA-256 of the raw public key, first bytes */
+
 /* ---- layouts ----------------------------------------------------------- */
 
 /* Record version 1 (version tag 0), 64 bytes: the seed's untagged 64-byte record. */
@@ -285,6 +293,38 @@ _Static_assert(sizeof(((struct xsplice_vendor_entry *)0)->record) == 4, "xsplice
 _Static_assert(offsetof(struct xsplice_vendor_entry, len) == 12, "xsplice_vendor_entry.len: offset");
 _Static_assert(sizeof(((struct xsplice_vendor_entry *)0)->len) == 4, "xsplice_vendor_entry.len: size");
 #define XSPLICE_VENDOR_ENTRY_SIZE 16
+
+/* 72 bytes: Ed25519 signature block between a payload's ELF bytes and the signature footer. */
+struct xsplice_sig_block {
+	uint8_t sig[64];         /*   0 since 1.0; Ed25519 signature (RFC 8032, pure) of the ELF bytes before the block */
+	uint8_t key_id[8];       /*  64 since 1.0; first 8 bytes of SHA-256 of the signer's 32-byte public key */
+};
+_Static_assert(sizeof(struct xsplice_sig_block) == 72, "xsplice_sig_block: size");
+_Static_assert(_Alignof(struct xsplice_sig_block) == 1, "xsplice_sig_block: alignment");
+_Static_assert(offsetof(struct xsplice_sig_block, sig) == 0, "xsplice_sig_block.sig: offset");
+_Static_assert(sizeof(((struct xsplice_sig_block *)0)->sig) == 64, "xsplice_sig_block.sig: size");
+_Static_assert(offsetof(struct xsplice_sig_block, key_id) == 64, "xsplice_sig_block.key_id: offset");
+_Static_assert(sizeof(((struct xsplice_sig_block *)0)->key_id) == 8, "xsplice_sig_block.key_id: size");
+#define XSPLICE_SIG_BLOCK_SIZE 72
+
+/* 16 bytes: footer ending a signed payload: file = ELF bytes, block, footer. */
+struct xsplice_sig_footer {
+	uint32_t block_len;      /*   0 since 1.0; bytes between the signed ELF bytes and the footer (72 for Ed25519) */
+	uint16_t algorithm;      /*   4 since 1.0; signature algorithm: 1 = Ed25519 */
+	uint16_t version;        /*   6 since 1.0; signature block version: 1 */
+	uint8_t magic[8];        /*   8 since 1.0; "XSPLSIG\0": the last 8 bytes of a signed payload */
+};
+_Static_assert(sizeof(struct xsplice_sig_footer) == 16, "xsplice_sig_footer: size");
+_Static_assert(_Alignof(struct xsplice_sig_footer) == 4, "xsplice_sig_footer: alignment");
+_Static_assert(offsetof(struct xsplice_sig_footer, block_len) == 0, "xsplice_sig_footer.block_len: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->block_len) == 4, "xsplice_sig_footer.block_len: size");
+_Static_assert(offsetof(struct xsplice_sig_footer, algorithm) == 4, "xsplice_sig_footer.algorithm: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->algorithm) == 2, "xsplice_sig_footer.algorithm: size");
+_Static_assert(offsetof(struct xsplice_sig_footer, version) == 6, "xsplice_sig_footer.version: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->version) == 2, "xsplice_sig_footer.version: size");
+_Static_assert(offsetof(struct xsplice_sig_footer, magic) == 8, "xsplice_sig_footer.magic: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->magic) == 8, "xsplice_sig_footer.magic: size");
+#define XSPLICE_SIG_FOOTER_SIZE 16
 
 /* 32 bytes: header of a ledger: what a patched target has applied. */
 struct xsplice_ledger_header {
