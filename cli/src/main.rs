@@ -30,11 +30,13 @@ mod files;
 mod info;
 mod inspect;
 mod keys;
+mod limits;
 mod list;
 mod load;
 mod report;
 mod revert;
 mod sign;
+mod text;
 mod upgrade;
 
 use std::io::{self, Write as _};
@@ -43,7 +45,8 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::error::{one_line, CliError};
+use crate::error::CliError;
+use crate::text::one_line;
 
 /// The xsplice command line.
 #[derive(Debug, Parser)]
@@ -104,6 +107,9 @@ struct InspectArgs {
     /// Signature verification.
     #[command(flatten)]
     trust: sign::TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
     /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -120,6 +126,9 @@ struct CheckArgs {
     /// Signature verification.
     #[command(flatten)]
     trust: sign::TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -149,6 +158,9 @@ struct ApplyArgs {
     /// Signature verification.
     #[command(flatten)]
     trust: sign::TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
 }
 
 /// `xsplice revert`.
@@ -276,14 +288,14 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             &a.payload,
             a.image.as_deref(),
             a.json,
-            &a.trust.load_options()?,
+            &a.limits.apply(a.trust.load_options()?),
             v,
         ),
         Command::Check(a) => check::run(
             &a.payload,
             a.image.as_deref(),
             a.json,
-            &a.trust.load_options()?,
+            &a.limits.apply(a.trust.load_options()?),
             v,
         ),
         Command::Apply(a) => apply::run(
@@ -293,7 +305,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 payloads: &a.payloads,
                 replace: a.replace,
                 force: a.force,
-                opts: a.trust.load_options()?,
+                opts: a.limits.apply(a.trust.load_options()?),
             },
             v,
         ),

@@ -16,7 +16,7 @@ use crate::error::{LoadError, NoteProblem, RecordProblem, SectionProblem, Vendor
 use crate::layout::{lay_out, loaded_bytes, Layout};
 use crate::link::{relocate, resolve_symbols};
 use crate::signature::SignatureStatus;
-use crate::{notes, Allocator, Arch, LoadOptions, RegionKind, Symbol, SymbolSource};
+use crate::{notes, patch, Allocator, Arch, LoadOptions, RegionKind, Symbol, SymbolSource};
 
 pub use xsplice_abi::NAME_MAX;
 
@@ -365,6 +365,12 @@ pub fn load(
                 ),
             });
         }
+        if f.is_nop() && f.new_size > patch::MAX_NOP {
+            return Err(record_err(RecordProblem::NopTooLong {
+                len: f.new_size,
+                max: patch::MAX_NOP,
+            }));
+        }
         let needed = if f.is_nop() {
             f.new_size
         } else {
@@ -388,7 +394,16 @@ pub fn load(
             } else {
                 symbols.lookup(&name).ok_or(RecordProblem::Unresolved)
             };
-            found.map_err(record_err)?.addr
+            let found = found.map_err(record_err)?;
+            // NOPs past the function's own end would erase its neighbour.
+            let end = u64::from(f.patch_offset).saturating_add(needed);
+            if f.is_nop() && found.size != 0 && end > found.size {
+                return Err(record_err(RecordProblem::NopPastFunction {
+                    end,
+                    size: found.size,
+                }));
+            }
+            found.addr
         } else {
             f.old_addr
         };
