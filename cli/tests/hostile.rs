@@ -30,7 +30,11 @@ fn names_from_a_payload_are_escaped() {
         vec!["inspect", s(&p), "--json"],
     ] {
         let r = ok(&args);
-        assert!(!r.stdout.contains('\x1b'), "{args:?}: raw ESC in {:?}", r.stdout);
+        assert!(
+            !r.stdout.contains('\x1b'),
+            "{args:?}: raw ESC in {:?}",
+            r.stdout
+        );
         assert!(
             !r.stdout.lines().any(|l| l.starts_with("[2J")),
             "{args:?}: a name broke a line: {:?}",
@@ -40,7 +44,10 @@ fn names_from_a_payload_are_escaped() {
     let text = ok(&["inspect", s(&p)]).stdout;
     assert!(text.contains("\\n\\u{1b}[2J\\n"), "{text}");
     let v = json(&["inspect", s(&p), "--json"]);
-    assert_eq!(v["records"][0]["name"], "\n\x1b[2J\n", "JSON keeps the data");
+    assert_eq!(
+        v["records"][0]["name"], "\n\x1b[2J\n",
+        "JSON keeps the data"
+    );
 }
 
 #[test]
@@ -63,7 +70,11 @@ fn only_regular_files_are_read() {
 #[test]
 fn limits_are_options_and_errors_name_them() {
     let r = fails(&["check", FIX, "--max-size", "1000"]);
-    assert!(r.stderr.contains("hint: raise the limit with --max-size"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: raise the limit with --max-size"),
+        "{}",
+        r.stderr
+    );
     let r = fails(&["check", FIX, "--max-name", "4"]);
     assert!(r.stderr.contains("--max-name"), "{}", r.stderr);
     let r = fails(&["inspect", FIX, "--max-sections", "3"]);

@@ -617,3 +617,34 @@ fn long_names_are_refused() {
         "{e}"
     );
 }
+
+/// Issue 12: a record name pointing into `.xsplice.funcs` (or a note) was
+/// accepted, and `upgrade`, which re-encodes those sections, changed it.
+#[test]
+fn names_must_point_into_the_payloads_own_data() {
+    let b0 = v3();
+    let (rela, rela_data) = section(&b0, ".rela.xsplice.funcs");
+    let count = u64::from_le_bytes(b0[rela + SH_SIZE..rela + SH_SIZE + 8].try_into().unwrap()) / 24;
+    // The RELA entry for record 0's name field (offset 32).
+    let entry = (0..count as usize)
+        .map(|i| rela_data + 24 * i)
+        .find(|e| u64::from_le_bytes(b0[*e..*e + 8].try_into().unwrap()) == 32)
+        .expect("record 0's name is relocated");
+    // Aim the name at the first byte of .xsplice.funcs, as laid out.
+    let p = try_load(&b0).unwrap();
+    let at = |name: &str| p.sections.iter().find(|s| s.name == name).unwrap().addr.0;
+    let mut b = b0.clone();
+    let addend = (at(".xsplice.funcs") - at(".rodata.str1.1")) as i64;
+    b[entry + 16..entry + 24].copy_from_slice(&addend.to_le_bytes());
+    let e = err(&b);
+    assert!(
+        matches!(
+            e,
+            LoadError::Record {
+                problem: RecordProblem::NameInFormatSection(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
