@@ -86,6 +86,12 @@ pub enum ErrorKind {
         /// The record version.
         version: RecordVersion,
     },
+    /// A payload-level incompat bit (ARCH) in a record: only the ABI note
+    /// may carry it.
+    PayloadLevelFeature {
+        /// The feature.
+        feature: Incompat,
+    },
     /// A field is non-zero but its feature bit is clear.
     FieldWithoutFeature {
         /// The field.
@@ -153,6 +159,10 @@ impl fmt::Display for ErrorKind {
             ErrorKind::FeatureNotInVersion { feature, version } => {
                 write!(f, "incompat feature {feature} cannot be expressed in a {version} record")
             }
+            ErrorKind::PayloadLevelFeature { feature } => write!(
+                f,
+                "incompat bit {feature} (incompat at offset 44) is payload-level: only the ABI note may carry it, never a record"
+            ),
             ErrorKind::FieldWithoutFeature { field, offset, feature } => write!(
                 f,
                 "`{field}` at offset {offset} is non-zero but incompat bit {feature} is clear"
@@ -214,7 +224,9 @@ impl ErrorKind {
             | ErrorKind::FieldWithoutFeature { offset, .. } => Some(offset),
             ErrorKind::UnsupportedVersion { .. } | ErrorKind::VersionMismatch { .. } => Some(40),
             ErrorKind::SizeTooSmall { .. } | ErrorKind::SizeMismatch { .. } => Some(42),
-            ErrorKind::UnknownIncompat { .. } | ErrorKind::FeatureNotInVersion { .. } => Some(44),
+            ErrorKind::UnknownIncompat { .. }
+            | ErrorKind::FeatureNotInVersion { .. }
+            | ErrorKind::PayloadLevelFeature { .. } => Some(44),
             ErrorKind::CompatNotInV1 { .. } => Some(48),
             ErrorKind::ExpectTooLong { .. } => Some(60),
             ErrorKind::NopWithNewAddr { .. } => Some(0),

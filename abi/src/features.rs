@@ -27,6 +27,10 @@ bitflags::bitflags! {
         const SYMPOS = 1 << 2;
         /// `expect[..expect_len]` must equal the bytes at the patch site.
         const EXPECT = 1 << 3;
+        /// Payload-level (ABI note only, never a record): the payload has
+        /// architecture-specific sections (exception table, alternatives,
+        /// bug frames) that a loader must honour, not ignore.
+        const ARCH = 1 << 4;
     }
 }
 
@@ -68,9 +72,12 @@ pub struct FeatureInfo {
     pub min_record: RecordVersion,
     /// One-line meaning.
     pub doc: &'static str,
+    /// Whether the bit describes the whole payload: the ABI note may carry
+    /// it, a record never does (a record with it is refused).
+    pub payload_level: bool,
 }
 
-const INCOMPAT_INFO: [FeatureInfo; 4] = [
+const INCOMPAT_INFO: [FeatureInfo; 5] = [
     FeatureInfo {
         name: "NOP",
         bit: 0,
@@ -79,6 +86,7 @@ const INCOMPAT_INFO: [FeatureInfo; 4] = [
         deprecated: None,
         min_record: RecordVersion::V2,
         doc: "new_addr is 0; write new_size bytes of NOPs at the patch site",
+        payload_level: false,
     },
     FeatureInfo {
         name: "PATCH_OFFSET",
@@ -88,6 +96,7 @@ const INCOMPAT_INFO: [FeatureInfo; 4] = [
         deprecated: None,
         min_record: RecordVersion::V3,
         doc: "the patch site is old_addr + patch_offset (e.g. 4 past ENDBR64)",
+        payload_level: false,
     },
     FeatureInfo {
         name: "SYMPOS",
@@ -97,6 +106,7 @@ const INCOMPAT_INFO: [FeatureInfo; 4] = [
         deprecated: None,
         min_record: RecordVersion::V3,
         doc: "sympos picks the n-th local symbol called name",
+        payload_level: false,
     },
     FeatureInfo {
         name: "EXPECT",
@@ -106,6 +116,17 @@ const INCOMPAT_INFO: [FeatureInfo; 4] = [
         deprecated: None,
         min_record: RecordVersion::V3,
         doc: "expect[..expect_len] must equal the bytes at the patch site before apply",
+        payload_level: false,
+    },
+    FeatureInfo {
+        name: "ARCH",
+        bit: 4,
+        incompat: true,
+        since: FormatVersion::new(3, 1),
+        deprecated: None,
+        min_record: RecordVersion::V2,
+        doc: "the payload has architecture-specific sections (ex_table, altinstructions, bug_frames); ABI note only",
+        payload_level: true,
     },
 ];
 
@@ -121,11 +142,27 @@ impl Incompat {
             .find(|i| 1u32.checked_shl(u32::from(i.bit)) == Some(self.bits()))
     }
 
-    /// The bits of `self` that a record of `version` can carry.
+    /// The bits of `self` that a record of `version` can carry (never a
+    /// payload-level bit).
     pub fn allowed_in(version: RecordVersion) -> Incompat {
         Self::INFO
             .iter()
-            .filter(|i| i.min_record <= version)
+            .filter(|i| i.min_record <= version && !i.payload_level)
+            .fold(Incompat::empty(), |acc, i| {
+                acc | Incompat::from_bits_retain(1 << i.bit)
+            })
+    }
+
+    /// The payload-level bits: the ABI note may carry them, a record never.
+    ///
+    /// ```
+    /// use xsplice_abi::Incompat;
+    /// assert_eq!(Incompat::payload_level(), Incompat::ARCH);
+    /// ```
+    pub fn payload_level() -> Incompat {
+        Self::INFO
+            .iter()
+            .filter(|i| i.payload_level)
             .fold(Incompat::empty(), |acc, i| {
                 acc | Incompat::from_bits_retain(1 << i.bit)
             })
@@ -178,13 +215,16 @@ mod tests {
     fn allowed_per_version() {
         assert_eq!(Incompat::allowed_in(RecordVersion::V1), Incompat::empty());
         assert_eq!(Incompat::allowed_in(RecordVersion::V2), Incompat::NOP);
-        assert_eq!(Incompat::allowed_in(RecordVersion::V3), Incompat::all());
+        assert_eq!(
+            Incompat::allowed_in(RecordVersion::V3),
+            Incompat::all() - Incompat::ARCH
+        );
     }
 
     #[test]
     fn first_unknown_bit() {
-        assert_eq!(Incompat::first_unknown(0xF), None);
-        assert_eq!(Incompat::first_unknown(0x10), Some(4));
+        assert_eq!(Incompat::first_unknown(0x1F), None);
+        assert_eq!(Incompat::first_unknown(0x20), Some(5));
         assert_eq!(Incompat::first_unknown(0x8000_0001), Some(31));
     }
 }

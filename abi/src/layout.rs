@@ -29,6 +29,9 @@ pub enum FieldType {
     U64,
     /// A 64-bit address filled by a relocation.
     Pointer,
+    /// A signed 32-bit offset from the field's own address (`.long sym - .`,
+    /// an `R_X86_64_PC32` / `R_AARCH64_PREL32` relocation).
+    Rel32,
     /// A byte array of the field's size.
     Bytes,
     /// Reserved bytes that must be zero.
@@ -42,6 +45,7 @@ impl FieldType {
             FieldType::U8 | FieldType::Bytes | FieldType::Reserved => "uint8_t",
             FieldType::U16 => "uint16_t",
             FieldType::U32 => "uint32_t",
+            FieldType::Rel32 => "int32_t",
             FieldType::U64 | FieldType::Pointer => "uint64_t",
         }
     }
@@ -113,6 +117,7 @@ impl core::fmt::Display for TypeName<'_> {
             FieldType::U32 => f.write_str("u32"),
             FieldType::U64 => f.write_str("u64"),
             FieldType::Pointer => f.write_str("pointer"),
+            FieldType::Rel32 => f.write_str("rel32"),
             FieldType::Bytes => write!(f, "u8[{}]", self.0.size),
             FieldType::Reserved => write!(f, "reserved[{}]", self.0.size),
         }
@@ -478,6 +483,99 @@ static SIG_FOOTER_FIELDS: [Field; 4] = [
     ),
 ];
 
+const V3_1: FormatVersion = FormatVersion::new(3, 1);
+
+static EX_TABLE_FIELDS: [Field; 2] = [
+    field(
+        "insn",
+        0,
+        4,
+        FieldType::Rel32,
+        V3_1,
+        "an instruction that may fault",
+    ),
+    field(
+        "fixup",
+        4,
+        4,
+        FieldType::Rel32,
+        V3_1,
+        "where execution resumes after that fault",
+    ),
+];
+
+static ALT_FIELDS: [Field; 5] = [
+    field("orig", 0, 4, FieldType::Rel32, V3_1, "code to replace"),
+    field(
+        "repl",
+        4,
+        4,
+        FieldType::Rel32,
+        V3_1,
+        "replacement bytes, in .xsplice.altinstr_replacement",
+    ),
+    field(
+        "feature",
+        8,
+        2,
+        FieldType::U16,
+        V3_1,
+        "bits 0-14 CPU feature number; bit 15 = apply when the feature is absent",
+    ),
+    field(
+        "orig_len",
+        10,
+        1,
+        FieldType::U8,
+        V3_1,
+        "bytes of code replaced",
+    ),
+    field(
+        "repl_len",
+        11,
+        1,
+        FieldType::U8,
+        V3_1,
+        "bytes of replacement, at most orig_len; the rest is filled with NOPs",
+    ),
+];
+
+static BUG_FRAME_FIELDS: [Field; 5] = [
+    field(
+        "loc",
+        0,
+        4,
+        FieldType::Rel32,
+        V3_1,
+        "the trap instruction (x86-64 ud2, AArch64 brk #0x800)",
+    ),
+    field(
+        "msg",
+        4,
+        4,
+        FieldType::Rel32,
+        V3_1,
+        "NUL-terminated text in the payload",
+    ),
+    field("line", 8, 4, FieldType::U32, V3_1, "source line"),
+    field(
+        "kind",
+        12,
+        2,
+        FieldType::U16,
+        V3_1,
+        "0 BUG: report and stop; 1 WARN: report and resume after the trap",
+    ),
+    field(
+        "reserved",
+        14,
+        2,
+        FieldType::Reserved,
+        V3_1,
+        "reserved, must be zero",
+    ),
+];
+
 /// Ledger layouts carry the ledger's own version, 1.0 (not a payload format version).
 const L1_0: FormatVersion = FormatVersion::new(1, 0);
 
@@ -837,6 +935,33 @@ pub static VENDOR_ENTRY: Layout = Layout {
     fields: &VENDOR_FIELDS,
 };
 
+/// The `.xsplice.ex_table` entry layout.
+pub static EX_TABLE_ENTRY: Layout = Layout {
+    c_name: "xsplice_ex_table_entry",
+    doc: "one .xsplice.ex_table entry (format 3.1, incompat ARCH)",
+    version: None,
+    size: 8,
+    fields: &EX_TABLE_FIELDS,
+};
+
+/// The `.xsplice.altinstructions` entry layout.
+pub static ALT_ENTRY: Layout = Layout {
+    c_name: "xsplice_alt_entry",
+    doc: "one .xsplice.altinstructions entry (format 3.1, incompat ARCH)",
+    version: None,
+    size: 12,
+    fields: &ALT_FIELDS,
+};
+
+/// The `.xsplice.bug_frames` entry layout.
+pub static BUG_FRAME_ENTRY: Layout = Layout {
+    c_name: "xsplice_bug_frame_entry",
+    doc: "one .xsplice.bug_frames entry (format 3.1, incompat ARCH)",
+    version: None,
+    size: 16,
+    fields: &BUG_FRAME_FIELDS,
+};
+
 /// The `xsplice_ledger_header` layout.
 pub static LEDGER_HEADER: Layout = Layout {
     c_name: "xsplice_ledger_header",
@@ -930,12 +1055,12 @@ pub fn record(version: RecordVersion) -> &'static Layout {
 }
 
 /// Every layout: the payload's (records first, then the signature block and
-/// footer), then the ledger's.
+/// footer, then the architecture-specific table entries), then the ledger's.
 pub fn all() -> &'static [&'static Layout] {
     &ALL
 }
 
-static ALL: [&Layout; 14] = [
+static ALL: [&Layout; 17] = [
     &RECORD_V1,
     &RECORD_V2,
     &RECORD_V3,
@@ -943,6 +1068,9 @@ static ALL: [&Layout; 14] = [
     &VENDOR_ENTRY,
     &SIG_BLOCK,
     &SIG_FOOTER,
+    &EX_TABLE_ENTRY,
+    &ALT_ENTRY,
+    &BUG_FRAME_ENTRY,
     &LEDGER_HEADER,
     &LEDGER_ENTRY,
     &LEDGER_REGION,
@@ -1062,6 +1190,17 @@ mod tests {
             SIG_FOOTER,
             SigFooter,
             [block_len, algorithm, version, magic]
+        );
+        agree!(EX_TABLE_ENTRY, ExTableEntry, [insn, fixup]);
+        agree!(
+            ALT_ENTRY,
+            AltInstrEntry,
+            [orig, repl, feature, orig_len, repl_len]
+        );
+        agree!(
+            BUG_FRAME_ENTRY,
+            BugFrameEntry,
+            [loc, msg, line, kind, reserved]
         );
         agree!(
             LEDGER_HEADER,

@@ -27,6 +27,9 @@
 //! * [`ledger`] — constants of the ledger a patched target keeps of what
 //!   was applied (its wire structs are in [`raw`]).
 //! * [`sections`] — every section name of the format.
+//! * [`arch`] — the architecture-specific tables (exception table,
+//!   alternatives, bug frames) of format minor 1, announced by
+//!   [`Incompat::ARCH`] in the ABI note.
 //!
 //! Nothing here allocates or panics on input; every error names the record
 //! index, the field and the byte offset at fault.
@@ -88,6 +91,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod arch;
 mod decode;
 mod encode;
 mod error;

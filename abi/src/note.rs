@@ -82,6 +82,14 @@ pub enum NoteError {
         /// The bit number.
         bit: u8,
     },
+    /// A payload-level bit (ARCH) in a note whose format minor is 0: the
+    /// bit was introduced by minor 1 (format 3.1, or 2.1 for v2 records).
+    FeatureNeedsMinor {
+        /// The feature.
+        feature: Incompat,
+        /// The format the note declares.
+        format: FormatVersion,
+    },
 }
 
 impl fmt::Display for NoteError {
@@ -112,6 +120,10 @@ impl fmt::Display for NoteError {
             NoteError::UnknownIncompat { bit } => {
                 write!(f, "ABI note has unknown incompat bit {bit} (offset 8)")
             }
+            NoteError::FeatureNeedsMinor { feature, format } => write!(
+                f,
+                "ABI note sets incompat bit {feature} (offset 8) but declares format {format}: the bit needs format minor 1 or later"
+            ),
         }
     }
 }
@@ -120,10 +132,18 @@ impl core::error::Error for NoteError {}
 
 impl AbiNote {
     /// The note this crate writes for records of `version` whose incompat
-    /// bits are `incompat` (the union over all records).
+    /// bits are `incompat` (the union over all records, plus payload-level
+    /// bits). A payload-level bit raises the format minor to 1, the minor
+    /// that introduced it.
     pub fn new(version: RecordVersion, incompat: Incompat) -> AbiNote {
+        let base = version.format();
+        let format = if incompat.intersects(Incompat::payload_level()) {
+            FormatVersion::new(base.major, base.minor.max(1))
+        } else {
+            base
+        };
         AbiNote {
-            format: version.format(),
+            format,
             record_version: version,
             record_size: version.known_size() as u16,
             incompat,
@@ -171,11 +191,17 @@ impl AbiNote {
         if let Some(bit) = Incompat::first_unknown(raw.incompat.get()) {
             return Err(NoteError::UnknownIncompat { bit });
         }
+        let incompat = Incompat::from_bits_retain(raw.incompat.get());
+        if let Some(feature) = (incompat & Incompat::payload_level()).iter().next() {
+            if format.minor < 1 {
+                return Err(NoteError::FeatureNeedsMinor { feature, format });
+            }
+        }
         Ok(AbiNote {
             format,
             record_version,
             record_size,
-            incompat: Incompat::from_bits_retain(raw.incompat.get()),
+            incompat,
             compat: Compat::from_bits_retain(raw.compat.get()),
         })
     }
@@ -219,6 +245,29 @@ mod tests {
         assert_eq!(
             AbiNote::decode(&long[..10]),
             Err(NoteError::Truncated { len: 10 })
+        );
+    }
+
+    #[test]
+    fn arch_only_from_minor_one() {
+        let note = AbiNote::new(RecordVersion::V3, Incompat::ARCH | Incompat::NOP);
+        assert_eq!(note.format, FormatVersion::new(3, 1));
+        assert_eq!(AbiNote::decode(note.encode().as_bytes()), Ok(note));
+        let mut raw = note.encode();
+        raw.format_minor = U16::new(0);
+        assert_eq!(
+            AbiNote::decode(raw.as_bytes()),
+            Err(NoteError::FeatureNeedsMinor {
+                feature: Incompat::ARCH,
+                format: FormatVersion::new(3, 0)
+            })
+        );
+        // An unknown bit above ARCH is still refused by number.
+        raw.format_minor = U16::new(1);
+        raw.incompat = U32::new(1 << 5);
+        assert_eq!(
+            AbiNote::decode(raw.as_bytes()),
+            Err(NoteError::UnknownIncompat { bit: 5 })
         );
     }
 

@@ -6,7 +6,7 @@
 //! [`FromBytes::ref_from_prefix`]. There is no logic here: rules live in the
 //! decoder and encoder, documentation of each field in [`crate::layout`].
 
-use zerocopy::byteorder::little_endian::{U16, U32, U64};
+use zerocopy::byteorder::little_endian::{I32, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// The 40-byte prefix every record version shares.
@@ -352,5 +352,48 @@ wire! {
         pub reserved: U16,
         /// `"XSPLEDG\0"`.
         pub magic: [u8; 8],
+    }
+}
+
+wire! {
+    /// One `.xsplice.ex_table` entry, 8 bytes (see [`crate::arch`]).
+    pub struct ExTableEntry {
+        /// An instruction that may fault, as an offset from this field.
+        pub insn: I32,
+        /// Where execution resumes after that fault, as an offset from this field.
+        pub fixup: I32,
+    }
+}
+
+wire! {
+    /// One `.xsplice.altinstructions` entry, 12 bytes (see [`crate::arch`]).
+    pub struct AltInstrEntry {
+        /// The code to replace, as an offset from this field.
+        pub orig: I32,
+        /// The replacement bytes (in `.xsplice.altinstr_replacement`), as an
+        /// offset from this field.
+        pub repl: I32,
+        /// Bits 0-14: CPU feature number; bit 15: apply when it is absent.
+        pub feature: U16,
+        /// Bytes of code replaced.
+        pub orig_len: u8,
+        /// Bytes of replacement (at most `orig_len`; the rest becomes NOPs).
+        pub repl_len: u8,
+    }
+}
+
+wire! {
+    /// One `.xsplice.bug_frames` entry, 16 bytes (see [`crate::arch`]).
+    pub struct BugFrameEntry {
+        /// The trap instruction, as an offset from this field.
+        pub loc: I32,
+        /// The NUL-terminated message, as an offset from this field.
+        pub msg: I32,
+        /// Source line.
+        pub line: U32,
+        /// 0 BUG (report and stop), 1 WARN (report and resume).
+        pub kind: U16,
+        /// Reserved; must be zero.
+        pub reserved: U16,
     }
 }

@@ -12,6 +12,14 @@ pub const DEPENDS: &str = ".xsplice.depends";
 pub const BUILD_ID: &str = ".note.gnu.build-id";
 /// Vendor extension entries (see [`crate::vendor`]).
 pub const VENDOR: &str = ".xsplice.vendor";
+/// Exception-table entries (format 3.1, incompat ARCH; see [`crate::arch`]).
+pub const EX_TABLE: &str = ".xsplice.ex_table";
+/// Alternative-instruction entries (format 3.1, incompat ARCH).
+pub const ALTINSTRUCTIONS: &str = ".xsplice.altinstructions";
+/// The replacement code the alternative entries point at (alloc + exec).
+pub const ALTINSTR_REPLACEMENT: &str = ".xsplice.altinstr_replacement";
+/// Bug-frame entries (format 3.1, incompat ARCH).
+pub const BUG_FRAMES: &str = ".xsplice.bug_frames";
 /// Offline image arena for payload code (alloc + exec).
 pub const ARENA_TEXT: &str = ".xsplice.arena.text";
 /// Offline image arena for payload read-only data (alloc).

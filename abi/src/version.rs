@@ -143,7 +143,7 @@ impl FormatVersion {
     pub const OLDEST: FormatVersion = FormatVersion::new(1, 0);
 
     /// The newest format this crate knows completely.
-    pub const NEWEST: FormatVersion = FormatVersion::new(3, 0);
+    pub const NEWEST: FormatVersion = FormatVersion::new(3, 1);
 
     /// Whether a loader built on this crate accepts a payload declaring this
     /// format, and if not, why.

@@ -241,6 +241,9 @@ impl PatchFunc {
         if let Some(bit) = Incompat::first_unknown(self.incompat.bits()) {
             return Err(ErrorKind::UnknownIncompat { bit });
         }
+        if let Some(feature) = (self.incompat & Incompat::payload_level()).iter().next() {
+            return Err(ErrorKind::PayloadLevelFeature { feature });
+        }
         let outside = self.incompat - Incompat::allowed_in(version);
         if let Some(feature) = outside.iter().next() {
             return Err(ErrorKind::FeatureNotInVersion { feature, version });

@@ -43,7 +43,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 /* Supported format range: >=1.0.0, <4.0.0. */
 #define XSPLICE_FORMAT_MAJOR_OLDEST 1
 #define XSPLICE_FORMAT_MAJOR_NEWEST 3
-#define XSPLICE_FORMAT_MINOR_NEWEST 0
+#define XSPLICE_FORMAT_MINOR_NEWEST 1
 
 /* ---- record versions and sizes ---------------------------------------- */
 
@@ -68,7 +68,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 #define XSPLICE_INCOMPAT_PATCH_OFFSET (1u << 1) /* since 3.0: the patch site is old_addr + patch_offset (e.g. 4 past ENDBR64) */
 #define XSPLICE_INCOMPAT_SYMPOS (1u << 2) /* since 3.0: sympos picks the n-th local symbol called name */
 #define XSPLICE_INCOMPAT_EXPECT (1u << 3) /* since 3.0: expect[..expect_len] must equal the bytes at the patch site before apply */
-#define XSPLICE_INCOMPAT_KNOWN 0xfu
+#define XSPLICE_INCOMPAT_ARCH (1u << 4) /* since 3.1: the payload has architecture-specific sections (ex_table, altinstructions, bug_frames); ABI note only */
+#define XSPLICE_INCOMPAT_KNOWN 0x1fu
 /* compat: unknown bits are ignored. */
 #define XSPLICE_COMPAT_KNOWN 0x0u
 
@@ -87,6 +88,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 #define XSPLICE_SEC_HOOKS_REVERT ".xsplice.hooks.revert"
 #define XSPLICE_SEC_HOOKS_POSTREVERT ".xsplice.hooks.postrevert"
 #define XSPLICE_SEC_HOOKS_UNLOAD ".xsplice.hooks.unload"
+#define XSPLICE_SEC_EX_TABLE ".xsplice.ex_table"
+#define XSPLICE_SEC_ALTINSTRUCTIONS ".xsplice.altinstructions"
+#define XSPLICE_SEC_ALTINSTR_REPLACEMENT ".xsplice.altinstr_replacement"
+#define XSPLICE_SEC_BUG_FRAMES ".xsplice.bug_frames"
 #define XSPLICE_SEC_ARENA_TEXT ".xsplice.arena.text"
 #define XSPLICE_SEC_ARENA_RODATA ".xsplice.arena.rodata"
 #define XSPLICE_SEC_ARENA_DATA ".xsplice.arena.data"
@@ -121,6 +126,90 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 #define XSPLICE_SIG_VERSION 1 /* the block version */
 #define XSPLICE_SIG_ED25519_BLOCK_LEN 72u /* block_len of an Ed25519 block: sig and key_id */
 #define XSPLICE_SIG_KEY_ID_SIZE 8 /* SHA-256 of the raw public key, first bytes */
+
+/* ---- architecture-specific tables (format 3.1, incompat ARCH) ------------ */
+
+#define XSPLICE_ARCH_TABLE_ALIGN 4
+#define XSPLICE_ALT_FEATURE_ABSENT 0x8000 /* feature bit 15: apply when absent */
+#define XSPLICE_X86_FEATURE_POPCNT 1
+#define XSPLICE_X86_FEATURE_SSE4_2 2
+#define XSPLICE_X86_FEATURE_AVX 3
+#define XSPLICE_X86_FEATURE_AVX2 4
+#define XSPLICE_X86_FEATURE_BMI1 5
+#define XSPLICE_X86_FEATURE_BMI2 6
+#define XSPLICE_X86_FEATURE_ERMS 7
+#define XSPLICE_X86_FEATURE_FSRM 8
+#define XSPLICE_X86_FEATURE_AVX512F 9
+#define XSPLICE_X86_FEATURE_ADX 10
+#define XSPLICE_ARM64_FEATURE_ATOMICS 1
+#define XSPLICE_ARM64_FEATURE_CRC32 2
+#define XSPLICE_ARM64_FEATURE_SHA2 3
+#define XSPLICE_ARM64_FEATURE_SVE 4
+#define XSPLICE_BUG_KIND_BUG 0
+#define XSPLICE_BUG_KIND_WARN 1
+
+/* Assembler text for gcc inline asm. Labels are assembler labels (local
+ * numeric ones such as 1b/2f work); every argument is stringified after macro
+ * expansion, so XSPLICE_X86_FEATURE_POPCNT or __LINE__ may be passed. Each
+ * entry field is `.long target - .`, which the assembler emits as an
+ * R_X86_64_PC32 / R_AARCH64_PREL32 relocation. A payload using them also sets
+ * XSPLICE_INCOMPAT_ARCH in its ABI note and declares format 3.1.
+ *
+ *   __asm__ volatile("1: movq (%1), %0\n2:\n"
+ *                    ".pushsection .text.fixup, \"ax\"\n3: movq $-14, %0\n jmp 2b\n.popsection\n"
+ *                    XSPLICE_EX_TABLE(1b, 3b) : "=r"(v) : "r"(p));
+ */
+#define XSPLICE_STR_(x) #x
+#define XSPLICE_STR(x) XSPLICE_STR_(x)
+
+/* One .xsplice.ex_table entry: a fault at insn resumes at fixup. */
+#define XSPLICE_EX_TABLE(insn, fixup) \
+	".pushsection .xsplice.ex_table, \"a\"\n\t.balign 4\n\t" \
+	".long " XSPLICE_STR(insn) " - .\n\t.long " XSPLICE_STR(fixup) " - .\n\t.popsection\n"
+
+/* One .xsplice.altinstructions entry. orig_len and repl_len may be label
+ * differences (662b-661b). */
+#define XSPLICE_ALTINSTR(orig, orig_len, repl, repl_len, feature) \
+	".pushsection .xsplice.altinstructions, \"a\"\n\t.balign 4\n\t" \
+	".long " XSPLICE_STR(orig) " - .\n\t.long " XSPLICE_STR(repl) " - .\n\t" \
+	".short " XSPLICE_STR(feature) "\n\t.byte " XSPLICE_STR(orig_len) "\n\t" \
+	".byte " XSPLICE_STR(repl_len) "\n\t.popsection\n"
+
+/* The original instructions, and their replacement (placed in
+ * .xsplice.altinstr_replacement) used when feature is present (or, with
+ * XSPLICE_ALT_FEATURE_ABSENT | n, absent). On x86-64 a shorter original is
+ * padded with NOPs so repl_len <= orig_len; on AArch64 the author keeps the
+ * original at least as long as the replacement. Uses labels 661-665. */
+#if defined(__x86_64__)
+#define XSPLICE_ALT_PAD_ \
+	"\t.skip -(((665f-664f)-(662b-661b)) > 0) * ((665f-664f)-(662b-661b)), 0x90\n"
+#else
+#define XSPLICE_ALT_PAD_ ""
+#endif
+#define XSPLICE_ALTERNATIVE(oldinstr, newinstr, feature) \
+	"661:\n\t" oldinstr "\n662:\n" XSPLICE_ALT_PAD_ "663:\n" \
+	".pushsection .xsplice.altinstr_replacement, \"ax\"\n664:\n\t" newinstr "\n665:\n\t.popsection\n" \
+	XSPLICE_ALTINSTR(661b, 663b-661b, 664b, 665b-664b, feature)
+
+/* One .xsplice.bug_frames entry: the trap at trap, the message at msg. */
+#define XSPLICE_BUG_FRAME(trap, msg, line, kind) \
+	".pushsection .xsplice.bug_frames, \"a\"\n\t.balign 4\n\t" \
+	".long " XSPLICE_STR(trap) " - .\n\t.long " XSPLICE_STR(msg) " - .\n\t" \
+	".long " XSPLICE_STR(line) "\n\t.short " XSPLICE_STR(kind) "\n\t.short 0\n\t.popsection\n"
+
+/* The trap instruction a bug frame names. */
+#if defined(__aarch64__)
+#define XSPLICE_BUG_TRAP "brk #0x800"
+#else
+#define XSPLICE_BUG_TRAP "ud2"
+#endif
+
+/* A trap with its frame and message (a C string literal), at this line:
+ *   __asm__ volatile(XSPLICE_BUG_INSN(XSPLICE_BUG_KIND_WARN, "bad value"));
+ * Uses labels 771-772. */
+#define XSPLICE_BUG_INSN(kind, msg) \
+	"771:\t" XSPLICE_BUG_TRAP "\n\t.pushsection .rodata.xsplice_bug_msg, \"a\"\n772:\t.asciz \"" msg "\"\n\t.popsection\n" \
+	XSPLICE_BUG_FRAME(771b, 772b, __LINE__, kind)
 
 /* ---- layouts ----------------------------------------------------------- */
 
@@ -325,6 +414,63 @@ _Static_assert(sizeof(((struct xsplice_sig_footer *)0)->version) == 2, "xsplice_
 _Static_assert(offsetof(struct xsplice_sig_footer, magic) == 8, "xsplice_sig_footer.magic: offset");
 _Static_assert(sizeof(((struct xsplice_sig_footer *)0)->magic) == 8, "xsplice_sig_footer.magic: size");
 #define XSPLICE_SIG_FOOTER_SIZE 16
+
+/* 8 bytes: one .xsplice.ex_table entry (format 3.1, incompat ARCH). */
+struct xsplice_ex_table_entry {
+	int32_t insn;            /*   0 since 3.1; an instruction that may fault */
+	int32_t fixup;           /*   4 since 3.1; where execution resumes after that fault */
+};
+_Static_assert(sizeof(struct xsplice_ex_table_entry) == 8, "xsplice_ex_table_entry: size");
+_Static_assert(_Alignof(struct xsplice_ex_table_entry) == 4, "xsplice_ex_table_entry: alignment");
+_Static_assert(offsetof(struct xsplice_ex_table_entry, insn) == 0, "xsplice_ex_table_entry.insn: offset");
+_Static_assert(sizeof(((struct xsplice_ex_table_entry *)0)->insn) == 4, "xsplice_ex_table_entry.insn: size");
+_Static_assert(offsetof(struct xsplice_ex_table_entry, fixup) == 4, "xsplice_ex_table_entry.fixup: offset");
+_Static_assert(sizeof(((struct xsplice_ex_table_entry *)0)->fixup) == 4, "xsplice_ex_table_entry.fixup: size");
+#define XSPLICE_EX_TABLE_ENTRY_SIZE 8
+
+/* 12 bytes: one .xsplice.altinstructions entry (format 3.1, incompat ARCH). */
+struct xsplice_alt_entry {
+	int32_t orig;            /*   0 since 3.1; code to replace */
+	int32_t repl;            /*   4 since 3.1; replacement bytes, in .xsplice.altinstr_replacement */
+	uint16_t feature;        /*   8 since 3.1; bits 0-14 CPU feature number; bit 15 = apply when the feature is absent */
+	uint8_t orig_len;        /*  10 since 3.1; bytes of code replaced */
+	uint8_t repl_len;        /*  11 since 3.1; bytes of replacement, at most orig_len; the rest is filled with NOPs */
+};
+_Static_assert(sizeof(struct xsplice_alt_entry) == 12, "xsplice_alt_entry: size");
+_Static_assert(_Alignof(struct xsplice_alt_entry) == 4, "xsplice_alt_entry: alignment");
+_Static_assert(offsetof(struct xsplice_alt_entry, orig) == 0, "xsplice_alt_entry.orig: offset");
+_Static_assert(sizeof(((struct xsplice_alt_entry *)0)->orig) == 4, "xsplice_alt_entry.orig: size");
+_Static_assert(offsetof(struct xsplice_alt_entry, repl) == 4, "xsplice_alt_entry.repl: offset");
+_Static_assert(sizeof(((struct xsplice_alt_entry *)0)->repl) == 4, "xsplice_alt_entry.repl: size");
+_Static_assert(offsetof(struct xsplice_alt_entry, feature) == 8, "xsplice_alt_entry.feature: offset");
+_Static_assert(sizeof(((struct xsplice_alt_entry *)0)->feature) == 2, "xsplice_alt_entry.feature: size");
+_Static_assert(offsetof(struct xsplice_alt_entry, orig_len) == 10, "xsplice_alt_entry.orig_len: offset");
+_Static_assert(sizeof(((struct xsplice_alt_entry *)0)->orig_len) == 1, "xsplice_alt_entry.orig_len: size");
+_Static_assert(offsetof(struct xsplice_alt_entry, repl_len) == 11, "xsplice_alt_entry.repl_len: offset");
+_Static_assert(sizeof(((struct xsplice_alt_entry *)0)->repl_len) == 1, "xsplice_alt_entry.repl_len: size");
+#define XSPLICE_ALT_ENTRY_SIZE 12
+
+/* 16 bytes: one .xsplice.bug_frames entry (format 3.1, incompat ARCH). */
+struct xsplice_bug_frame_entry {
+	int32_t loc;             /*   0 since 3.1; the trap instruction (x86-64 ud2, AArch64 brk #0x800) */
+	int32_t msg;             /*   4 since 3.1; NUL-terminated text in the payload */
+	uint32_t line;           /*   8 since 3.1; source line */
+	uint16_t kind;           /*  12 since 3.1; 0 BUG: report and stop; 1 WARN: report and resume after the trap */
+	uint8_t reserved[2];     /*  14 since 3.1; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_bug_frame_entry) == 16, "xsplice_bug_frame_entry: size");
+_Static_assert(_Alignof(struct xsplice_bug_frame_entry) == 4, "xsplice_bug_frame_entry: alignment");
+_Static_assert(offsetof(struct xsplice_bug_frame_entry, loc) == 0, "xsplice_bug_frame_entry.loc: offset");
+_Static_assert(sizeof(((struct xsplice_bug_frame_entry *)0)->loc) == 4, "xsplice_bug_frame_entry.loc: size");
+_Static_assert(offsetof(struct xsplice_bug_frame_entry, msg) == 4, "xsplice_bug_frame_entry.msg: offset");
+_Static_assert(sizeof(((struct xsplice_bug_frame_entry *)0)->msg) == 4, "xsplice_bug_frame_entry.msg: size");
+_Static_assert(offsetof(struct xsplice_bug_frame_entry, line) == 8, "xsplice_bug_frame_entry.line: offset");
+_Static_assert(sizeof(((struct xsplice_bug_frame_entry *)0)->line) == 4, "xsplice_bug_frame_entry.line: size");
+_Static_assert(offsetof(struct xsplice_bug_frame_entry, kind) == 12, "xsplice_bug_frame_entry.kind: offset");
+_Static_assert(sizeof(((struct xsplice_bug_frame_entry *)0)->kind) == 2, "xsplice_bug_frame_entry.kind: size");
+_Static_assert(offsetof(struct xsplice_bug_frame_entry, reserved) == 14, "xsplice_bug_frame_entry.reserved: offset");
+_Static_assert(sizeof(((struct xsplice_bug_frame_entry *)0)->reserved) == 2, "xsplice_bug_frame_entry.reserved: size");
+#define XSPLICE_BUG_FRAME_ENTRY_SIZE 16
 
 /* 32 bytes: header of a ledger: what a patched target has applied. */
 struct xsplice_ledger_header {

@@ -40,7 +40,7 @@ pub struct SectionName {
 /// [`xsplice_abi::sections`]; only the summaries are written here.
 pub fn sections() -> Vec<SectionName> {
     use xsplice_abi::sections as s;
-    let fixed: [(&str, &str, &str); 8] = [
+    let fixed: [(&str, &str, &str); 12] = [
         (
             s::FUNCS,
             "FUNCS",
@@ -62,6 +62,26 @@ pub fn sections() -> Vec<SectionName> {
             "the payload's own GNU build-id note",
         ),
         (s::VENDOR, "VENDOR", "vendor extension entries"),
+        (
+            s::EX_TABLE,
+            "EX_TABLE",
+            "exception-table entries, 8 bytes each (format 3.1, incompat ARCH)",
+        ),
+        (
+            s::ALTINSTRUCTIONS,
+            "ALTINSTRUCTIONS",
+            "alternative-instruction entries, 12 bytes each (format 3.1, incompat ARCH)",
+        ),
+        (
+            s::ALTINSTR_REPLACEMENT,
+            "ALTINSTR_REPLACEMENT",
+            "the replacement code alternatives point at (alloc + exec)",
+        ),
+        (
+            s::BUG_FRAMES,
+            "BUG_FRAMES",
+            "bug-frame entries, 16 bytes each (format 3.1, incompat ARCH)",
+        ),
         (
             s::ARENA_TEXT,
             "ARENA_TEXT",

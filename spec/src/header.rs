@@ -17,7 +17,7 @@ pub(crate) fn c_align(ty: FieldType) -> usize {
     match ty {
         FieldType::U8 | FieldType::Bytes | FieldType::Reserved => 1,
         FieldType::U16 => 2,
-        FieldType::U32 => 4,
+        FieldType::U32 | FieldType::Rel32 => 4,
         FieldType::U64 | FieldType::Pointer => 8,
     }
 }
@@ -386,6 +386,7 @@ pub fn header() -> String {
     h.push('\n');
 
     signature_defines(&mut h);
+    arch_defines(&mut h);
 
     h.push_str(
         "/* ---- layouts ----------------------------------------------------------- */\n\n",
@@ -433,6 +434,101 @@ fn signature_defines(h: &mut String) {
     }
     h.push('\n');
 }
+
+/// The constants and assembler macros of the architecture-specific tables
+/// (section 17): what a C author writes inside gcc inline asm to emit
+/// entries. Values are plain numbers (no `u` suffix) so that the macros,
+/// which stringify their arguments, hand the assembler expressions it reads.
+fn arch_defines(h: &mut String) {
+    use xsplice_abi::arch;
+    h.push_str(
+        "/* ---- architecture-specific tables (format 3.1, incompat ARCH) ------------ */\n\n",
+    );
+    // Entry sizes are the layouts' XSPLICE_*_ENTRY_SIZE, defined with the structs.
+    let _ = writeln!(h, "#define XSPLICE_ARCH_TABLE_ALIGN {}", arch::TABLE_ALIGN);
+    let _ = writeln!(
+        h,
+        "#define XSPLICE_ALT_FEATURE_ABSENT {:#x} /* feature bit 15: apply when absent */",
+        arch::ALT_FEATURE_ABSENT
+    );
+    for f in &arch::X86_64_FEATURES {
+        let _ = writeln!(h, "#define XSPLICE_X86_FEATURE_{} {}", f.name, f.number);
+    }
+    for f in &arch::AARCH64_FEATURES {
+        let _ = writeln!(h, "#define XSPLICE_ARM64_FEATURE_{} {}", f.name, f.number);
+    }
+    for k in [arch::BugKind::Bug, arch::BugKind::Warn] {
+        let _ = writeln!(h, "#define XSPLICE_BUG_KIND_{} {}", k.name(), k.raw());
+    }
+    h.push_str(ARCH_MACROS);
+}
+
+/// The assembler macros of the architecture-specific tables.
+const ARCH_MACROS: &str = r#"
+/* Assembler text for gcc inline asm. Labels are assembler labels (local
+ * numeric ones such as 1b/2f work); every argument is stringified after macro
+ * expansion, so XSPLICE_X86_FEATURE_POPCNT or __LINE__ may be passed. Each
+ * entry field is `.long target - .`, which the assembler emits as an
+ * R_X86_64_PC32 / R_AARCH64_PREL32 relocation. A payload using them also sets
+ * XSPLICE_INCOMPAT_ARCH in its ABI note and declares format 3.1.
+ *
+ *   __asm__ volatile("1: movq (%1), %0\n2:\n"
+ *                    ".pushsection .text.fixup, \"ax\"\n3: movq $-14, %0\n jmp 2b\n.popsection\n"
+ *                    XSPLICE_EX_TABLE(1b, 3b) : "=r"(v) : "r"(p));
+ */
+#define XSPLICE_STR_(x) #x
+#define XSPLICE_STR(x) XSPLICE_STR_(x)
+
+/* One .xsplice.ex_table entry: a fault at insn resumes at fixup. */
+#define XSPLICE_EX_TABLE(insn, fixup) \
+	".pushsection .xsplice.ex_table, \"a\"\n\t.balign 4\n\t" \
+	".long " XSPLICE_STR(insn) " - .\n\t.long " XSPLICE_STR(fixup) " - .\n\t.popsection\n"
+
+/* One .xsplice.altinstructions entry. orig_len and repl_len may be label
+ * differences (662b-661b). */
+#define XSPLICE_ALTINSTR(orig, orig_len, repl, repl_len, feature) \
+	".pushsection .xsplice.altinstructions, \"a\"\n\t.balign 4\n\t" \
+	".long " XSPLICE_STR(orig) " - .\n\t.long " XSPLICE_STR(repl) " - .\n\t" \
+	".short " XSPLICE_STR(feature) "\n\t.byte " XSPLICE_STR(orig_len) "\n\t" \
+	".byte " XSPLICE_STR(repl_len) "\n\t.popsection\n"
+
+/* The original instructions, and their replacement (placed in
+ * .xsplice.altinstr_replacement) used when feature is present (or, with
+ * XSPLICE_ALT_FEATURE_ABSENT | n, absent). On x86-64 a shorter original is
+ * padded with NOPs so repl_len <= orig_len; on AArch64 the author keeps the
+ * original at least as long as the replacement. Uses labels 661-665. */
+#if defined(__x86_64__)
+#define XSPLICE_ALT_PAD_ \
+	"\t.skip -(((665f-664f)-(662b-661b)) > 0) * ((665f-664f)-(662b-661b)), 0x90\n"
+#else
+#define XSPLICE_ALT_PAD_ ""
+#endif
+#define XSPLICE_ALTERNATIVE(oldinstr, newinstr, feature) \
+	"661:\n\t" oldinstr "\n662:\n" XSPLICE_ALT_PAD_ "663:\n" \
+	".pushsection .xsplice.altinstr_replacement, \"ax\"\n664:\n\t" newinstr "\n665:\n\t.popsection\n" \
+	XSPLICE_ALTINSTR(661b, 663b-661b, 664b, 665b-664b, feature)
+
+/* One .xsplice.bug_frames entry: the trap at trap, the message at msg. */
+#define XSPLICE_BUG_FRAME(trap, msg, line, kind) \
+	".pushsection .xsplice.bug_frames, \"a\"\n\t.balign 4\n\t" \
+	".long " XSPLICE_STR(trap) " - .\n\t.long " XSPLICE_STR(msg) " - .\n\t" \
+	".long " XSPLICE_STR(line) "\n\t.short " XSPLICE_STR(kind) "\n\t.short 0\n\t.popsection\n"
+
+/* The trap instruction a bug frame names. */
+#if defined(__aarch64__)
+#define XSPLICE_BUG_TRAP "brk #0x800"
+#else
+#define XSPLICE_BUG_TRAP "ud2"
+#endif
+
+/* A trap with its frame and message (a C string literal), at this line:
+ *   __asm__ volatile(XSPLICE_BUG_INSN(XSPLICE_BUG_KIND_WARN, "bad value"));
+ * Uses labels 771-772. */
+#define XSPLICE_BUG_INSN(kind, msg) \
+	"771:\t" XSPLICE_BUG_TRAP "\n\t.pushsection .rodata.xsplice_bug_msg, \"a\"\n772:\t.asciz \"" msg "\"\n\t.popsection\n" \
+	XSPLICE_BUG_FRAME(771b, 772b, __LINE__, kind)
+
+"#;
 
 /// The whole `.note.xsplice` ELF note as one C object: what a C author
 /// places in the section (the note framing is ELF, so the layout table,

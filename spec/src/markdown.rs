@@ -45,6 +45,7 @@ fn type_cell(ty: FieldType, size: usize) -> String {
         FieldType::U32 => "`u32`".into(),
         FieldType::U64 => "`u64`".into(),
         FieldType::Pointer => "`u64` address (relocated)".into(),
+        FieldType::Rel32 => "`i32` offset from the field (relocated)".into(),
         FieldType::Bytes => format!("`u8[{size}]`"),
         FieldType::Reserved => format!("`u8[{size}]` zero"),
     }

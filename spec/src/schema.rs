@@ -63,6 +63,12 @@ fn field_schema(layout: &Layout, f: &Field) -> Value {
                 s.insert("x-reserved".into(), json!(true));
             }
         }
+        FieldType::Rel32 => {
+            s.insert("type".into(), json!("integer"));
+            s.insert("minimum".into(), json!(i32::MIN));
+            s.insert("maximum".into(), json!(i32::MAX));
+            s.insert("x-relocated".into(), json!(true));
+        }
         _ => {
             s.insert("type".into(), json!("integer"));
             s.insert("minimum".into(), json!(0));
