@@ -333,7 +333,8 @@ pub struct BugEntry {
     pub kind: BugKind,
 }
 
-/// What is wrong with a table's bytes.
+/// What is wrong with a table's bytes. The message does not repeat the
+/// section name: the caller, which found the section, names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ArchError {
@@ -372,7 +373,7 @@ impl fmt::Display for ArchError {
         match *self {
             ArchError::SectionSize { table, len } => write!(
                 f,
-                "{table}: size {len} is not a multiple of the {}-byte entry",
+                "size {len} is not a multiple of the {}-byte entry",
                 table.entry_size()
             ),
             ArchError::ReplTooLong {
@@ -381,19 +382,15 @@ impl fmt::Display for ArchError {
                 repl_len,
             } => write!(
                 f,
-                "`{}` entry {index}: repl_len {repl_len} (offset 11) exceeds orig_len {orig_len}",
-                sections::ALTINSTRUCTIONS
+                "entry {index}: repl_len {repl_len} (offset 11) exceeds orig_len {orig_len}"
             ),
             ArchError::BugKind { index, kind } => write!(
                 f,
-                "`{}` entry {index}: kind {kind} (offset 12) is neither 0 (BUG) nor 1 (WARN)",
-                sections::BUG_FRAMES
+                "entry {index}: kind {kind} (offset 12) is neither 0 (BUG) nor 1 (WARN)"
             ),
-            ArchError::NonZeroReserved { index } => write!(
-                f,
-                "`{}` entry {index}: reserved (offset 14) is non-zero",
-                sections::BUG_FRAMES
-            ),
+            ArchError::NonZeroReserved { index } => {
+                write!(f, "entry {index}: reserved (offset 14) is non-zero")
+            }
         }
     }
 }

@@ -660,7 +660,8 @@ fn layout_schema_header() {
     );
     assert_eq!(expect["feature"], "EXPECT");
     // Five payload layouts (records, note, vendor entry), the signature
-    // block and footer, then the ledger's seven.
+    // block and footer, the three architecture-table entries, then the
+    // ledger's seven.
     let all = json(&["layout", "--json"]);
     let names: Vec<&str> = all
         .as_array()
@@ -668,10 +669,11 @@ fn layout_schema_header() {
         .iter()
         .map(|l| l["c_name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 14, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     assert_eq!(names[0], "xsplice_patch_func_v1");
     assert_eq!(names[5], "xsplice_sig_block");
-    assert_eq!(names[7], "xsplice_ledger_header");
+    assert_eq!(names[7], "xsplice_ex_table_entry");
+    assert_eq!(names[10], "xsplice_ledger_header");
 
     for (args, file) in [
         (vec!["schema"], "record-v3"),

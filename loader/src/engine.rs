@@ -28,9 +28,11 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::fmt;
 
+use xsplice_abi::arch::ArchTable;
 use xsplice_abi::sections::HookPoint;
 use xsplice_abi::{Incompat, RecordIndex};
 
+use crate::arch_tables::{self, ArchProblem, ArchTables, CpuFeatures};
 use crate::ledger::{self, Entry, Identity, Ledger, LedgerError, Original, Placed};
 use crate::patch::{self, PatchError};
 use crate::payload::{Hook, LoadedPayload, Region};
@@ -105,6 +107,38 @@ pub trait Target: SymbolSource + Allocator + CodeWriter {
     fn build_id(&self) -> Option<&[u8]>;
     /// Calls the hook `int fn(void)` at `hook.addr`.
     fn run_hook(&mut self, hook: &Hook) -> Result<HookOutcome, TargetError>;
+    /// The CPU features of the machine the patched code runs on: the
+    /// engine applies a payload's alternatives for them at load, before its
+    /// text is mapped. The default reports none, so the original code stays.
+    fn cpu_features(&self) -> CpuFeatures {
+        CpuFeatures::NONE
+    }
+    /// Whether the target honours `table` of a payload (exception tables
+    /// and bug frames: registers them with its fault and trap handlers). A
+    /// payload carrying a table its target does not honour is refused at
+    /// load, naming the section. The default honours neither; alternatives
+    /// are applied by the engine and always honoured.
+    fn honours(&self, table: ArchTable) -> bool {
+        table == ArchTable::AltInstructions
+    }
+    /// Registers a payload's exception-table and bug-frame entries (called
+    /// by [`Engine::apply`] before the patch sites are written, only for a
+    /// payload that has entries). The engine calls
+    /// [`unregister_tables`](Target::unregister_tables) exactly once for
+    /// every successful call: when the apply fails later, or at revert
+    /// after the original bytes are back.
+    fn register_tables(&mut self, id: PayloadId, tables: &ArchTables) -> Result<(), TargetError> {
+        let _ = (id, tables);
+        Err(TargetError::Unsupported(
+            "this target has no exception-table or bug-frame registry",
+        ))
+    }
+    /// Removes what [`register_tables`](Target::register_tables) registered
+    /// for `id`.
+    fn unregister_tables(&mut self, id: PayloadId) -> Result<(), TargetError> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 /// A handle on a payload held by an [`Engine`].
@@ -539,10 +573,12 @@ impl<T: Target> Engine<T> {
     }
 
     /// Loads a payload: validates, lays out through the target, resolves
-    /// against the target then against loaded payloads, relocates, maps the
-    /// regions and runs its load hooks.
+    /// against the target then against loaded payloads, relocates, refuses
+    /// architecture-specific tables the target does not honour, applies the
+    /// alternatives for the target's CPU features, maps the regions and runs
+    /// its load hooks.
     pub fn load(&mut self, name: &str, bytes: &[u8]) -> Result<PayloadId, EngineError> {
-        let payload = {
+        let mut payload = {
             let env = Env {
                 target: RefCell::new(&mut self.target),
                 exports: self
@@ -555,6 +591,22 @@ impl<T: Target> Engine<T> {
             let mut alloc = EnvAlloc(&env);
             load(bytes, &self.opts, &EnvSymbols(&env), &mut alloc)?
         };
+        if let Some(t) = ArchTable::ALL
+            .into_iter()
+            .find(|t| payload.arch_tables.has(*t) && !self.target.honours(*t))
+        {
+            return Err(LoadError::Arch {
+                section: t.section(),
+                problem: ArchProblem::NotHonoured,
+            }
+            .into());
+        }
+        arch_tables::apply_alternatives(&mut payload, self.target.cpu_features()).map_err(
+            |problem| LoadError::Arch {
+                section: xsplice_abi::sections::ALTINSTRUCTIONS,
+                problem,
+            },
+        )?;
         // What each region held before, so an offline revert restores it.
         let placed = payload
             .regions
@@ -839,9 +891,15 @@ impl<T: Target> Engine<T> {
         let writes = self.prepare(id)?;
         let hooks = self.slot(id)?.entry.hooks.clone();
         self.run_hooks(&hooks, &[HookPoint::PreApply])?;
-        self.commit(&writes, false)?;
+        // The tables are in place before any patch site can reach the code.
+        let registered = self.register(id)?;
+        if let Err(e) = self.commit(&writes, false) {
+            self.unregister(id, registered);
+            return Err(e);
+        }
         if let Err(e) = self.run_hooks(&hooks, &[HookPoint::Apply, HookPoint::PostApply]) {
             self.commit(&writes, true)?;
+            self.unregister(id, registered);
             return Err(e);
         }
         let slot = self.slot_mut(id)?;
@@ -855,9 +913,44 @@ impl<T: Target> Engine<T> {
             slot.state = state;
             let writes = core::mem::take(&mut slot.applied);
             self.commit(&writes, true)?;
+            self.unregister(id, registered);
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Hands payload `id`'s exception-table and bug-frame entries to the
+    /// target, when it has any; whether it did.
+    fn register(&mut self, id: PayloadId) -> Result<bool, EngineError> {
+        // Fields, not `self.slot`: the target is borrowed mutably beside it.
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(EngineError::NoSuchPayload(id))?;
+        let Some(p) = slot
+            .payload
+            .as_ref()
+            .filter(|p| p.arch_tables.needs_registration())
+        else {
+            return Ok(false);
+        };
+        self.target.register_tables(id, &p.arch_tables)?;
+        Ok(true)
+    }
+
+    /// Undoes [`Engine::register`] when it registered; best effort, for
+    /// the error paths (revert checks the result itself).
+    fn unregister(&mut self, id: PayloadId, registered: bool) {
+        if registered {
+            let _ = self.target.unregister_tables(id);
+        }
+    }
+
+    /// The architecture-specific tables of a payload (empty when it was
+    /// restored from the ledger).
+    pub fn arch_tables(&self, id: PayloadId) -> Result<&ArchTables, EngineError> {
+        Ok(&self.payload(id)?.arch_tables)
     }
 
     /// Reverts payload `id`, which must be the top of the stack, restoring
@@ -884,12 +977,27 @@ impl<T: Target> Engine<T> {
             self.commit(&writes, false)?;
             return Err(e);
         }
+        // The sites no longer reach the payload: its tables go.
+        let registered = self
+            .slot(id)?
+            .payload
+            .as_ref()
+            .is_some_and(|p| p.arch_tables.needs_registration());
+        if registered {
+            if let Err(e) = self.target.unregister_tables(id) {
+                self.commit(&writes, false)?;
+                return Err(e.into());
+            }
+        }
         self.stack.pop();
         let slot = self.slot_mut(id)?;
         slot.state = State::Reverted;
         let kept = core::mem::take(&mut slot.applied);
         if let Err(e) = self.persist() {
             // Not recorded, so not reverted: write the patches again.
+            if registered {
+                self.register(id)?;
+            }
             self.commit(&kept, false)?;
             let slot = self.slot_mut(id)?;
             slot.state = State::Applied;

@@ -90,6 +90,16 @@ pub enum LoadError {
     /// The target refused an allocation.
     #[error("target: {0}")]
     Target(crate::TargetError),
+    /// An architecture-specific table (or the ARCH bit) breaks a rule, or
+    /// the target cannot honour it (SPEC.md section 17).
+    #[error("`{section}`: {problem}")]
+    Arch {
+        /// The section at fault (`.note.xsplice` for an ARCH bit without
+        /// any table).
+        section: &'static str,
+        /// What is wrong.
+        problem: crate::arch_tables::ArchProblem,
+    },
     /// The payload's signature is missing, untrusted, wrong or malformed
     /// under [`crate::LoadOptions::signature_policy`]. Checked before any
     /// ELF parsing.
@@ -261,7 +271,7 @@ pub enum RelocProblem {
     SymbolIndex(usize),
     /// A relocation of a format section that touches something other than
     /// a pointer field, or is not a plain 64-bit absolute relocation.
-    #[error("relocates a field of a format section other than a pointer (only ABS64 at new_addr, old_addr, name and hook pointers)")]
+    #[error("relocates a field of a format section in a way the format forbids (only ABS64 at new_addr, old_addr, name and hook pointers; PC32 or PREL32 at the rel32 fields of the architecture tables)")]
     FormatField,
     /// An absolute address in code or data of a payload for a target loaded
     /// at an address unknown when patching (a PIE image patched offline).

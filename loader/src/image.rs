@@ -40,7 +40,9 @@ use crate::engine::{CodeWriter, HookOutcome, Target};
 use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
-use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{
+    notes, Addr, Allocator, Arch, CpuFeatures, RegionKind, Symbol, SymbolSource, TargetError,
+};
 
 /// Largest image accepted.
 pub const MAX_IMAGE: usize = 256 << 20;
@@ -107,6 +109,8 @@ pub struct ImageTarget {
     skipped_hooks: usize,
     /// ET_DYN: loaded at an address chosen at run time.
     pie: bool,
+    /// The CPU the patched image will run on, for alternatives.
+    cpu: CpuFeatures,
 }
 
 impl ImageTarget {
@@ -212,7 +216,16 @@ impl ImageTarget {
             build_id,
             skipped_hooks: 0,
             pie,
+            cpu: CpuFeatures::NONE,
         })
+    }
+
+    /// Sets the CPU features the patched image will run on: payload
+    /// alternatives are applied for them at load (`xsplice apply
+    /// --cpu-features`). An offline image cannot ask the CPU, so the
+    /// default is none and the original code stays.
+    pub fn set_cpu_features(&mut self, cpu: CpuFeatures) {
+        self.cpu = cpu;
     }
 
     /// The image's machine.
@@ -354,6 +367,16 @@ impl Target for ImageTarget {
     fn arch(&self) -> Arch {
         self.arch
     }
+
+    /// The features given to [`ImageTarget::set_cpu_features`] (default
+    /// none: alternatives keep the original code).
+    fn cpu_features(&self) -> CpuFeatures {
+        self.cpu
+    }
+
+    // `honours` and `register_tables` keep their defaults: an offline image
+    // has no fault or trap handler to hand exception tables and bug frames
+    // to, so payloads carrying them are refused at load (SPEC.md 17.6).
 
     fn position_independent(&self) -> bool {
         self.pie

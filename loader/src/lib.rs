@@ -53,6 +53,7 @@
 
 extern crate alloc;
 
+pub mod arch_tables;
 mod dry;
 mod elf;
 pub mod engine;
@@ -78,6 +79,7 @@ pub mod write;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub use arch_tables::{ArchProblem, ArchTables, CpuFeatures};
 pub use dry::{DryRun, DryRunAllocator, DryRunSymbols, PLACEHOLDER};
 pub use error::{
     HeaderProblem, LoadError, NoteProblem, RecordProblem, RelocProblem, SectionProblem,
@@ -225,6 +227,12 @@ pub struct LoadOptions {
     pub signature_policy: signature::SignaturePolicy,
     /// The public keys whose signatures are trusted (default: none).
     pub trusted_keys: Vec<signature::TrustedKey>,
+    /// The incompat bits this loader implements (default: all this crate
+    /// knows). A payload whose ABI note sets another is refused as by a
+    /// loader that does not know the bit: a deployment whose target cannot
+    /// honour the architecture-specific tables may clear
+    /// [`xsplice_abi::Incompat::ARCH`], and tests act as an older loader.
+    pub incompat_supported: xsplice_abi::Incompat,
 }
 
 impl Default for LoadOptions {
@@ -239,6 +247,7 @@ impl Default for LoadOptions {
             position_independent: false,
             signature_policy: signature::SignaturePolicy::default(),
             trusted_keys: Vec::new(),
+            incompat_supported: xsplice_abi::Incompat::all(),
         }
     }
 }

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use goblin::elf::section_header as sh;
 use goblin::elf::sym;
+use xsplice_abi::arch::ArchTable;
 use xsplice_abi::sections::{self, HookPoint};
 use xsplice_abi::Addr;
 
@@ -240,6 +241,9 @@ enum FormatRule {
     Records(u64),
     /// `.xsplice.hooks.*`: ABS64 at each 8-byte pointer.
     Hooks,
+    /// Architecture-specific tables: PC-relative 32-bit relocations at the
+    /// `rel32` fields (offsets 0 and 4 of each entry), nothing else.
+    Rel32(u64),
     /// Notes and vendor entries: no relocation at all.
     None,
 }
@@ -250,6 +254,8 @@ impl FormatRule {
             FormatRule::Records(record_size.max(1))
         } else if HookPoint::from_section(section).is_some() {
             FormatRule::Hooks
+        } else if let Some(t) = ArchTable::from_section(section) {
+            FormatRule::Rel32(t.entry_size() as u64)
         } else if [
             sections::NOTE,
             sections::DEPENDS,
@@ -270,8 +276,14 @@ impl FormatRule {
                 Arch::X86_64 => goblin::elf::reloc::R_X86_64_64,
                 Arch::Aarch64 => goblin::elf::reloc::R_AARCH64_ABS64,
             };
+        let rel32 = rtype
+            == match arch {
+                Arch::X86_64 => goblin::elf::reloc::R_X86_64_PC32,
+                Arch::Aarch64 => goblin::elf::reloc::R_AARCH64_PREL32,
+            };
         match self {
             FormatRule::Any => true,
+            FormatRule::Rel32(size) => rel32 && matches!(offset % size, 0 | 4),
             FormatRule::Records(size) => abs64 && matches!(offset % size, 0 | 16 | 32),
             FormatRule::Hooks => abs64 && offset % 8 == 0,
             FormatRule::None => false,

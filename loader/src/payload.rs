@@ -7,10 +7,11 @@ use alloc::vec::Vec;
 use xsplice_abi::sections::{self, HookPoint};
 use xsplice_abi::vendor::{VendorEntries, VendorTarget};
 use xsplice_abi::{
-    AbiNote, Addr, FormatVersion, Incompat, PatchFunc, RecordIndex, RecordVersion, Warning,
-    NOTE_NAME, NOTE_TYPE,
+    AbiNote, Addr, FormatVersion, Incompat, NoteError, PatchFunc, RecordIndex, RecordVersion,
+    Warning, NOTE_NAME, NOTE_TYPE,
 };
 
+use crate::arch_tables::{self, ArchTables};
 use crate::elf::PayloadElf;
 use crate::error::{LoadError, NoteProblem, RecordProblem, SectionProblem, VendorProblem};
 use crate::layout::{lay_out, loaded_bytes, Layout};
@@ -135,6 +136,14 @@ pub enum LoadWarning {
         /// The bits.
         bits: u32,
     },
+    /// An alternative names a CPU feature number this loader does not know
+    /// for the payload's machine: it is never applied.
+    UnknownCpuFeature {
+        /// Entry index in `.xsplice.altinstructions`.
+        entry: usize,
+        /// The feature number.
+        number: u16,
+    },
     /// A non-critical vendor entry this loader does not know was skipped.
     UnknownVendorEntry {
         /// Offset.
@@ -153,6 +162,10 @@ impl core::fmt::Display for LoadWarning {
             LoadWarning::NoteUnknownCompat { bits } => {
                 write!(f, "`.note.xsplice`: unknown compat bits {bits:#x} ignored")
             }
+            LoadWarning::UnknownCpuFeature { entry, number } => write!(
+                f,
+                "`.xsplice.altinstructions` entry {entry}: unknown CPU feature number {number}, left unapplied"
+            ),
             LoadWarning::UnknownVendorEntry { offset, vendor, kind } => write!(
                 f,
                 "`.xsplice.vendor`: unknown entry at offset {offset:#x} (vendor {vendor:#010x}, kind {kind}) skipped"
@@ -195,6 +208,8 @@ pub struct LoadedPayload {
     pub warnings: Vec<LoadWarning>,
     /// The payload's signature and whether it verified.
     pub signature: SignatureStatus,
+    /// The architecture-specific tables, resolved (SPEC.md section 17).
+    pub arch_tables: ArchTables,
 }
 
 impl LoadedPayload {
@@ -282,6 +297,17 @@ pub fn load(
     // Everything that needs no addresses is checked before the target is
     // asked for memory.
     let note = read_note(&elf)?;
+    if let Some(n) = &note {
+        let unsupported = n.incompat - opts.incompat_supported;
+        if let Some(bit) = unsupported.iter().next() {
+            return Err(LoadError::Note(NoteProblem::Descriptor(
+                NoteError::UnknownIncompat {
+                    bit: bit.bits().trailing_zeros() as u8,
+                },
+            )));
+        }
+    }
+    arch_tables::precheck(&elf, note.as_ref())?;
     let build_id = read_build_id(&elf, sections::BUILD_ID)?;
     let depends = read_build_id(&elf, sections::DEPENDS)?;
     if !elf.is_alloc(funcs) {
@@ -432,6 +458,13 @@ pub fn load(
         &mut warnings,
     )?;
     let hooks = read_hooks(&elf, &layout)?;
+    let arch_tables = arch_tables::resolve(&elf, &layout)?;
+    for a in arch_tables.alt_entries().iter().filter(|a| !a.known) {
+        warnings.push(LoadWarning::UnknownCpuFeature {
+            entry: a.index,
+            number: a.feature.number,
+        });
+    }
     let vendor = read_vendor(&elf, opts, records.len(), &mut warnings)?;
     let sections = (1..elf.sections.len())
         .filter_map(|i| {
@@ -460,6 +493,7 @@ pub fn load(
         exports,
         warnings,
         signature,
+        arch_tables,
     })
 }
 
@@ -580,7 +614,8 @@ fn check_note(
             size as u64,
         ));
     }
-    if note.incompat != union {
+    // Payload-level bits (ARCH) are the note's own, not the records'.
+    if note.incompat - Incompat::payload_level() != union {
         return Err(disagree(
             "incompat",
             u64::from(note.incompat.bits()),

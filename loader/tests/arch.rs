@@ -1,0 +1,440 @@
+//! Architecture-specific tables (format 3.1, SPEC.md section 17) on
+//! gcc-built payloads: `tests/arch/payload.c`, written with the generated
+//! header's assembler macros, is compiled at test time (x86-64 with gcc,
+//! AArch64 with `aarch64-linux-gnu-gcc`), loaded, checked entry by entry,
+//! and its alternatives applied or kept per CPU features on an in-memory
+//! target. Refusals are pinned to their exact messages.
+//!
+//! Without a compiler a test prints why it is skipped; under
+//! `XSPLICE_REQUIRE_TOOLS=1` (CI) a missing compiler is a failure.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Bump, Table};
+use xsplice_abi::arch::{ArchTable, BugKind};
+use xsplice_abi::{FormatVersion, Incompat};
+use xsplice_loader::arch_tables::{Alternative, ArchTables};
+use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, PayloadId, Target};
+use xsplice_loader::{
+    load, Addr, Allocator, Arch, ArchProblem, CpuFeatures, Hook, LoadError, LoadOptions,
+    LoadWarning, LoadedPayload, Region, RegionKind, Symbol, SymbolSource, TargetError,
+};
+
+fn source() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/arch/payload.c")
+}
+
+fn header_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated")
+}
+
+/// Whether `compiler` runs; a skip message, or a failure under
+/// `XSPLICE_REQUIRE_TOOLS=1`, when it does not.
+fn have(compiler: &str, test: &str) -> bool {
+    let ok = Command::new(compiler)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{test}: `{compiler}` is missing and XSPLICE_REQUIRE_TOOLS=1"
+        );
+        eprintln!("SKIPPED {test}: `{compiler}` is not installed");
+    }
+    ok
+}
+
+/// Builds `payload.c` with `compiler` and `flags`; the object's bytes.
+fn build(compiler: &str, flags: &[&str]) -> Vec<u8> {
+    let name = format!(
+        "arch-{compiler}-{}.o",
+        flags.join("").replace(['-', '='], "")
+    );
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let res = Command::new(compiler)
+        .args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-c", "-I"])
+        .arg(header_dir())
+        .args(flags)
+        .arg(source())
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{compiler} {flags:?}: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    std::fs::read(&out).unwrap()
+}
+
+/// Memory, symbols and a table registry the test can look into.
+struct Mem {
+    arch: Arch,
+    table: Table,
+    mem: BTreeMap<u64, Vec<u8>>,
+    next: u64,
+    cpu: CpuFeatures,
+    honour: bool,
+    /// Registered payloads: (exception-table entries, bug frames).
+    registered: BTreeMap<PayloadId, (usize, usize)>,
+}
+
+impl Mem {
+    fn new(arch: Arch, cpu: CpuFeatures, honour: bool) -> Mem {
+        let mut mem = BTreeMap::new();
+        // The demo functions live at 0x40_1000.. (Table::demo).
+        mem.insert(0x40_0000, vec![0xcc; 0x1_0000]);
+        Mem {
+            arch,
+            table: Table::demo(),
+            mem,
+            next: 0x50_0000,
+            cpu,
+            honour,
+            registered: BTreeMap::new(),
+        }
+    }
+
+    fn at(&self, addr: u64, len: usize) -> Option<(u64, usize)> {
+        let (base, seg) = self.mem.range(..=addr).next_back()?;
+        let off = usize::try_from(addr - base).ok()?;
+        (off + len <= seg.len()).then_some((*base, off))
+    }
+
+    fn bytes(&self, addr: Addr, len: usize) -> Vec<u8> {
+        let mut b = vec![0; len];
+        self.read(addr, &mut b).unwrap();
+        b
+    }
+}
+
+impl SymbolSource for Mem {
+    fn lookup(&self, name: &str) -> Option<Symbol> {
+        self.table.lookup(name)
+    }
+    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
+        self.table.lookup_local(name, pos)
+    }
+}
+
+impl Allocator for Mem {
+    fn allocate(&mut self, _kind: RegionKind, size: u64, _align: u64) -> Result<Addr, TargetError> {
+        let a = self.next;
+        self.next += (size + 0xffff) & !0xffff;
+        Ok(Addr(a))
+    }
+}
+
+impl CodeWriter for Mem {
+    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
+        let (base, off) = self
+            .at(addr.0, bytes.len())
+            .ok_or(TargetError::BadAddress(addr))?;
+        let seg = self
+            .mem
+            .get_mut(&base)
+            .ok_or(TargetError::BadAddress(addr))?;
+        seg[off..off + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn flush_icache(&mut self, _addr: Addr, _len: usize) {}
+}
+
+impl Target for Mem {
+    fn arch(&self) -> Arch {
+        self.arch
+    }
+    fn map(&mut self, region: &Region) -> Result<(), TargetError> {
+        self.mem.insert(region.addr.0, region.bytes.clone());
+        Ok(())
+    }
+    fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
+        self.mem.remove(&region.addr.0);
+        Ok(())
+    }
+    fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
+        let (base, off) = self
+            .at(addr.0, buf.len())
+            .ok_or(TargetError::BadAddress(addr))?;
+        buf.copy_from_slice(&self.mem[&base][off..off + buf.len()]);
+        Ok(())
+    }
+    fn quiesce(
+        &mut self,
+        critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
+    ) -> Result<(), TargetError> {
+        critical(self)
+    }
+    fn build_id(&self) -> Option<&[u8]> {
+        None
+    }
+    fn run_hook(&mut self, _hook: &Hook) -> Result<HookOutcome, TargetError> {
+        Ok(HookOutcome::Skipped)
+    }
+    fn cpu_features(&self) -> CpuFeatures {
+        self.cpu
+    }
+    fn honours(&self, _table: ArchTable) -> bool {
+        self.honour
+    }
+    fn register_tables(&mut self, id: PayloadId, tables: &ArchTables) -> Result<(), TargetError> {
+        let counts = (tables.ex_entries().len(), tables.bug_entries().len());
+        assert!(
+            self.registered.insert(id, counts).is_none(),
+            "registered twice"
+        );
+        Ok(())
+    }
+    fn unregister_tables(&mut self, id: PayloadId) -> Result<(), TargetError> {
+        assert!(self.registered.remove(&id).is_some(), "not registered");
+        Ok(())
+    }
+}
+
+/// Loads with plain `load` (no target: no alternatives applied).
+fn load_plain(bytes: &[u8], opts: &LoadOptions) -> Result<LoadedPayload, LoadError> {
+    load(bytes, opts, &Table::demo(), &mut Bump::default())
+}
+
+/// Whether alternative `a` was applied in `mem`: its original bytes are now
+/// the replacement followed by NOPs.
+fn applied(mem: &Mem, a: &Alternative) -> bool {
+    let orig = mem.bytes(a.orig, usize::from(a.orig_len));
+    let repl = mem.bytes(a.repl, usize::from(a.repl_len));
+    let fill = xsplice_loader::patch::nops(mem.arch, u64::from(a.orig_len - a.repl_len)).unwrap();
+    [repl, fill].concat() == orig
+}
+
+/// The line of `payload.c` that holds `text`.
+fn line_of(text: &str) -> u32 {
+    let src = std::fs::read_to_string(source()).unwrap();
+    src.lines().position(|l| l.contains(text)).unwrap() as u32 + 1
+}
+
+/// Checks every table of a payload built for `arch`.
+fn check_tables(p: &LoadedPayload, arch: Arch) {
+    assert_eq!(p.arch, arch);
+    assert_eq!(p.format, FormatVersion::new(3, 1));
+    assert_eq!(p.note.unwrap().incompat, Incompat::ARCH);
+    let t = &p.arch_tables;
+    let text = p.text().unwrap();
+    let ex = t.ex_entries();
+    assert_eq!(ex.len(), 1);
+    let read = p
+        .exports
+        .iter()
+        .find(|e| e.name == "xsplice_arch_read")
+        .unwrap()
+        .symbol;
+    // The faulting load is inside xsplice_arch_read; the fixup elsewhere in text.
+    assert!(ex[0].insn.0 >= read.addr.0 && ex[0].insn.0 < read.addr.0 + read.size);
+    assert!(text.contains(ex[0].fixup, 1));
+    assert!(!(read.addr.0..read.addr.0 + read.size).contains(&ex[0].fixup.0));
+
+    let alts = t.alt_entries();
+    assert_eq!(alts.len(), 3);
+    let feature = match arch {
+        Arch::X86_64 => 1,
+        Arch::Aarch64 => 1,
+    };
+    assert_eq!(
+        alts.iter()
+            .map(|a| (a.feature.number, a.feature.when_absent, a.known))
+            .collect::<Vec<_>>(),
+        [
+            (feature, false, true),
+            (feature, true, true),
+            (99, false, false)
+        ]
+    );
+    for a in alts {
+        assert!(a.repl_len <= a.orig_len);
+        assert!(text.contains(a.orig, u64::from(a.orig_len)));
+        assert!(text.contains(a.repl, u64::from(a.repl_len)));
+    }
+    assert!(p.warnings.contains(&LoadWarning::UnknownCpuFeature {
+        entry: 2,
+        number: 99
+    }));
+
+    let bugs = t.bug_entries();
+    assert_eq!(bugs.len(), 1);
+    assert_eq!(bugs[0].msg, "negative value");
+    assert_eq!(bugs[0].kind, BugKind::Warn);
+    assert_eq!(
+        bugs[0].line,
+        line_of("XSPLICE_BUG_KIND_WARN, \"negative value\"")
+    );
+    assert_eq!(
+        p.bytes_at(bugs[0].loc, 2).unwrap(),
+        &xsplice_loader::arch_tables::trap(arch)[..2]
+    );
+}
+
+#[test]
+fn every_table_resolves_inside_the_payload() {
+    if !have("gcc", "every_table_resolves_inside_the_payload") {
+        return;
+    }
+    for flags in [&["-fno-pic"][..], &["-fpic"][..]] {
+        let p = load_plain(&build("gcc", flags), &LoadOptions::default()).unwrap();
+        check_tables(&p, Arch::X86_64);
+    }
+}
+
+#[test]
+fn alternatives_follow_the_cpu_features() {
+    if !have("gcc", "alternatives_follow_the_cpu_features") {
+        return;
+    }
+    let bytes = build("gcc", &["-fno-pic"]);
+    let popcnt = CpuFeatures::NONE.with(1);
+    // (features, [popcnt applied, negated applied, unknown applied])
+    for (cpu, want) in [
+        (CpuFeatures::NONE, [false, true, false]),
+        (popcnt, [true, false, false]),
+    ] {
+        let mut e = Engine::new(Mem::new(Arch::X86_64, cpu, true), LoadOptions::default());
+        let id = e.load("p", &bytes).unwrap();
+        let alts = e.arch_tables(id).unwrap().alt_entries().to_vec();
+        let got: Vec<bool> = alts.iter().map(|a| applied(e.target(), a)).collect();
+        assert_eq!(got, want, "{cpu:?}");
+    }
+}
+
+#[test]
+fn aarch64_payload_loads_and_applies() {
+    if !have("aarch64-linux-gnu-gcc", "aarch64_payload_loads_and_applies") {
+        return;
+    }
+    let bytes = build("aarch64-linux-gnu-gcc", &[]);
+    let p = load_plain(&bytes, &LoadOptions::default()).unwrap();
+    check_tables(&p, Arch::Aarch64);
+    let atomics = CpuFeatures::parse(Arch::Aarch64, "atomics").unwrap();
+    let mut e = Engine::new(
+        Mem::new(Arch::Aarch64, atomics, true),
+        LoadOptions::default(),
+    );
+    let id = e.load("p", &bytes).unwrap();
+    let alts = e.arch_tables(id).unwrap().alt_entries().to_vec();
+    let got: Vec<bool> = alts.iter().map(|a| applied(e.target(), a)).collect();
+    assert_eq!(got, [true, false, false]);
+}
+
+#[test]
+fn tables_register_at_apply_and_unregister_at_revert() {
+    if !have("gcc", "tables_register_at_apply_and_unregister_at_revert") {
+        return;
+    }
+    let bytes = build("gcc", &["-fno-pic"]);
+    let mut e = Engine::new(
+        Mem::new(Arch::X86_64, CpuFeatures::NONE, true),
+        LoadOptions::default(),
+    );
+    let id = e.load("p", &bytes).unwrap();
+    assert!(e.target().registered.is_empty(), "nothing before apply");
+    e.apply(id).unwrap();
+    assert_eq!(e.target().registered.get(&id), Some(&(1, 1)));
+    e.revert(id).unwrap();
+    assert!(e.target().registered.is_empty());
+    e.apply(id).unwrap();
+    assert_eq!(e.target().registered.len(), 1);
+    e.revert(id).unwrap();
+    e.unload(id).unwrap();
+    assert!(e.target().registered.is_empty());
+}
+
+#[test]
+fn a_target_that_cannot_honour_a_table_refuses_the_payload() {
+    if !have(
+        "gcc",
+        "a_target_that_cannot_honour_a_table_refuses_the_payload",
+    ) {
+        return;
+    }
+    let bytes = build("gcc", &["-fno-pic"]);
+    let mut e = Engine::new(
+        Mem::new(Arch::X86_64, CpuFeatures::NONE, false),
+        LoadOptions::default(),
+    );
+    let err = e.load("p", &bytes).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Load(LoadError::Arch {
+            section: ".xsplice.ex_table",
+            problem: ArchProblem::NotHonoured
+        })
+    );
+    assert_eq!(
+        err.to_string(),
+        "`.xsplice.ex_table`: the target cannot honour this table"
+    );
+    // Nothing was mapped.
+    assert_eq!(e.target().mem.len(), 1);
+}
+
+#[test]
+fn refusals_name_the_section_and_the_rule() {
+    if !have("gcc", "refusals_name_the_section_and_the_rule") {
+        return;
+    }
+    let cases: [(&str, &str); 8] = [
+        (
+            "-DNO_ARCH_BIT",
+            "`.xsplice.ex_table`: present, but the ABI note does not set incompat bit ARCH (bit 4, format 3.1)",
+        ),
+        (
+            "-DONLY_BIT",
+            "`.note.xsplice`: the ABI note sets incompat bit ARCH but the payload has none of `.xsplice.ex_table`, `.xsplice.altinstructions`, `.xsplice.bug_frames`",
+        ),
+        (
+            "-DRECORD_ARCH",
+            "`.xsplice.funcs`: record 0 (section offset 0x2c): incompat bit ARCH (incompat at offset 44) is payload-level: only the ABI note may carry it, never a record",
+        ),
+        (
+            "-DMINOR0",
+            "`.note.xsplice`: ABI note sets incompat bit ARCH (offset 8) but declares format 3.0: the bit needs format minor 1 or later",
+        ),
+        (
+            "-DBAD_REPL",
+            "`.xsplice.altinstructions`: entry 0: repl_len 2 (offset 11) exceeds orig_len 1",
+        ),
+        ("-DOUTSIDE", "`.xsplice.ex_table`: entry 0: `fixup` 0x401200 (length 1) is not inside the payload's text"),
+        (
+            "-DBAD_SIZE",
+            "`.xsplice.ex_table`: size 12 is not a multiple of the 8-byte entry",
+        ),
+        (
+            "-DWRONG_RELOC",
+            "section `.xsplice.ex_table`: relocation 0 (X86_64_32) against `xsplice_arch_read`: relocates a field of a format section in a way the format forbids (only ABS64 at new_addr, old_addr, name and hook pointers; PC32 or PREL32 at the rel32 fields of the architecture tables)",
+        ),
+    ];
+    for (flag, want) in cases {
+        let err =
+            load_plain(&build("gcc", &["-fno-pic", flag]), &LoadOptions::default()).unwrap_err();
+        assert_eq!(err.to_string(), want, "{flag}");
+    }
+}
+
+#[test]
+fn a_loader_without_arch_refuses_by_the_bit() {
+    if !have("gcc", "a_loader_without_arch_refuses_by_the_bit") {
+        return;
+    }
+    // An older loader, or one whose target honours none of the tables.
+    let old = LoadOptions {
+        incompat_supported: Incompat::all() - Incompat::ARCH,
+        ..LoadOptions::default()
+    };
+    let err = load_plain(&build("gcc", &["-fno-pic"]), &old).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`.note.xsplice`: ABI note has unknown incompat bit 4 (offset 8)"
+    );
+}
