@@ -39,7 +39,13 @@
 //!
 //! Everything else in the input is written back unchanged (the `object`
 //! crate's ELF builder re-lays the file out; symbol indices may change,
-//! locals first as ELF requires).
+//! locals first as ELF requires). That includes the architecture-specific
+//! tables of format 3.1 (`.xsplice.ex_table`, `.xsplice.altinstructions`
+//! with `.xsplice.altinstr_replacement`, `.xsplice.bug_frames`) and their
+//! relocations: when the input has any of them, the note sets the
+//! payload-level ARCH bit and says format minor 1. A v1 payload has no note
+//! to carry the bit, so such an input cannot be written as v1
+//! ([`WriteError::Unloadable`]).
 //!
 //! # Decisions
 //!
@@ -881,7 +887,17 @@ impl PayloadBuilder {
         rela.sh_link_section = Some(symtab);
         rela.sh_info_section = Some(funcs_id);
         if self.version != RecordVersion::V1 {
-            let n = AbiNote::new(self.version, union);
+            // Architecture tables carried from the input announce themselves
+            // (payload-level ARCH, format minor 1).
+            let arch = xsplice_abi::arch::ArchTable::ALL
+                .iter()
+                .any(|t| find_section(&b, t.section()).is_some());
+            let arch = if arch {
+                Incompat::ARCH
+            } else {
+                Incompat::empty()
+            };
+            let n = AbiNote::new(self.version, union | arch);
             add_section(
                 &mut b,
                 NOTE,
@@ -1147,7 +1163,11 @@ pub fn rewrite_version_with(
 
     // The ABI note.
     let new_note = (to != RecordVersion::V1).then(|| {
-        let mut n = AbiNote::new(to, union);
+        // Payload-level bits (ARCH) are the note's own: they stay.
+        let payload_level = loaded.note.map_or(Incompat::empty(), |n| {
+            n.incompat & Incompat::payload_level()
+        });
+        let mut n = AbiNote::new(to, union | payload_level);
         if let Some(old) = loaded.note {
             n.compat = old.compat;
             if old.record_version == to {

@@ -438,3 +438,33 @@ fn a_loader_without_arch_refuses_by_the_bit() {
         "`.note.xsplice`: ABI note has unknown incompat bit 4 (offset 8)"
     );
 }
+
+/// `xsplice build` carries the tables from the object, and the note says so;
+/// `upgrade` keeps them.
+#[cfg(feature = "write")]
+#[test]
+fn the_writer_carries_the_tables() {
+    use xsplice_abi::RecordVersion;
+    use xsplice_loader::write::{rewrite_version, OldTarget, Patch, PayloadBuilder};
+    if !have("gcc", "the_writer_carries_the_tables") {
+        return;
+    }
+    let object = build("gcc", &["-fno-pic", "-DOBJECT_ONLY"]);
+    let payload = PayloadBuilder::from_object(&object)
+        .unwrap()
+        .patch(Patch::replace(
+            OldTarget::Name("xsplice_demo_answer".into()),
+            "xsplice_arch_answer",
+            16,
+        ))
+        .build()
+        .unwrap();
+    let p = load_plain(&payload, &LoadOptions::default()).unwrap();
+    check_tables(&p, Arch::X86_64);
+    let v2 = rewrite_version(&payload, RecordVersion::V2).unwrap();
+    let p = load_plain(&v2, &LoadOptions::default()).unwrap();
+    assert_eq!(p.format, FormatVersion::new(2, 1));
+    assert_eq!(p.arch_tables.alt_entries().len(), 3);
+    // v1 has no note to carry ARCH: refused, not silently dropped.
+    assert!(rewrite_version(&payload, RecordVersion::V1).is_err());
+}

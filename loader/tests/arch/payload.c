@@ -12,6 +12,7 @@
  *   OUTSIDE       an exception-table fixup outside the payload (a target function)
  *   BAD_SIZE      a 4-byte .xsplice.ex_table
  *   WRONG_RELOC   an ABS32 relocation in .xsplice.ex_table
+ *   OBJECT_ONLY   no records and no note: an input for `xsplice build`
  */
 #include "xsplice_abi.h"
 
@@ -109,6 +110,7 @@ long xsplice_arch_answer(void)
 	return 44;
 }
 
+#ifndef OBJECT_ONLY
 #ifdef RECORD_ARCH
 # define RECORD_INCOMPAT XSPLICE_INCOMPAT_ARCH
 #else
@@ -145,3 +147,4 @@ static const struct xsplice_abi_note xsplice_note
 	XSPLICE_NOTE_NAMESZ, XSPLICE_NOTE_DESC_SIZE, XSPLICE_NOTE_TYPE, XSPLICE_NOTE_NAME,
 	{ 3, NOTE_MINOR, 3, XSPLICE_RECORD_SIZE_V3, NOTE_INCOMPAT | RECORD_INCOMPAT, 0, { 0 } },
 };
+#endif /* OBJECT_ONLY */
