@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 
 use goblin::elf::section_header as sh;
 use goblin::elf::sym;
-use xsplice_abi::sections::{self, HookPoint};
 use xsplice_abi::layout::FieldType;
+use xsplice_abi::sections::{self, HookPoint};
 use xsplice_abi::{Addr, RecordVersion};
 
 /// Size of one hook pointer (a relocated u64).
