@@ -27,7 +27,7 @@ use goblin::elf::section_header as sh;
 use goblin::elf::Elf;
 use xsplice_abi::sections;
 
-use crate::engine::{CodeWriter, HookOutcome, Target};
+use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
 use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
@@ -327,6 +327,7 @@ impl Target for ImageTarget {
 
     fn quiesce(
         &mut self,
+        _sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         // Offline: nothing runs, so the world is already stopped.

@@ -7,11 +7,12 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::fixture;
-use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, State, Target};
+use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
 use xsplice_loader::process::ProcessTarget;
 use xsplice_loader::{
     Addr, Allocator, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource, TargetError,
@@ -54,14 +55,18 @@ fn scale(x: i64) -> i64 {
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static IN_CRITICAL: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// This thread is inside `quiesce` (rendezvous included). Per thread:
+    /// the threads being stopped may allocate until they arrive.
+    static IN_CRITICAL: Cell<bool> = const { Cell::new(false) };
+}
 static CRITICAL_ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: delegates to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
-        if IN_CRITICAL.load(Ordering::Relaxed) {
+        if IN_CRITICAL.with(Cell::get) {
             CRITICAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged.
@@ -75,6 +80,22 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// Counts the writes of a critical section.
+struct Counted<'a> {
+    inner: &'a mut dyn CodeWriter,
+    writes: &'a mut usize,
+}
+
+impl CodeWriter for Counted<'_> {
+    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
+        *self.writes += 1;
+        self.inner.write_code(addr, bytes)
+    }
+    fn flush_icache(&mut self, addr: Addr, len: usize) {
+        self.inner.flush_icache(addr, len)
+    }
+}
 
 /// A ProcessTarget whose critical sections are watched.
 struct Watched {
@@ -100,7 +121,6 @@ impl Allocator for Watched {
 
 impl CodeWriter for Watched {
     fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
-        self.writes += 1;
         self.inner.write_code(addr, bytes)
     }
     fn flush_icache(&mut self, addr: Addr, len: usize) {
@@ -123,13 +143,22 @@ impl Target for Watched {
     }
     fn quiesce(
         &mut self,
+        sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         self.critical_sections += 1;
-        IN_CRITICAL.store(true, Ordering::SeqCst);
-        // Route the writes through `self` so they are counted.
-        let r = critical(self);
-        IN_CRITICAL.store(false, Ordering::SeqCst);
+        let mut writes = 0;
+        // The whole of the process target's quiesce is watched: the
+        // rendezvous, the writes, the serialisation and the release.
+        IN_CRITICAL.with(|c| c.set(true));
+        let r = self.inner.quiesce(sites, &mut |cw| {
+            critical(&mut Counted {
+                inner: cw,
+                writes: &mut writes,
+            })
+        });
+        IN_CRITICAL.with(|c| c.set(false));
+        self.writes += writes;
         r
     }
     fn build_id(&self) -> Option<&[u8]> {
@@ -141,7 +170,11 @@ impl Target for Watched {
 }
 
 fn engine() -> Engine<Watched> {
-    let inner = ProcessTarget::new().unwrap();
+    // SAFETY: the payloads are the gcc-built fixtures for these very
+    // functions; nothing else patches code or uses the signal, and no
+    // payload is unloaded while a thread could run it (the test calls the
+    // functions from this thread only).
+    let inner = unsafe { ProcessTarget::new() }.unwrap();
     Engine::new(
         Watched {
             inner,
@@ -195,6 +228,7 @@ fn live_patching_in_process() {
 
     // The critical sections allocated nothing and only wrote bytes.
     assert!(e.target().critical_sections >= 18);
+    assert!(e.target().writes >= 36, "two records per apply and revert");
     assert_eq!(CRITICAL_ALLOCS.load(Ordering::SeqCst), 0);
     assert!(ALLOCS.load(Ordering::SeqCst) > 0);
 

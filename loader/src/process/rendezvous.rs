@@ -1,0 +1,492 @@
+//! The stop-the-world step: every other thread of the process parks in a
+//! signal handler until released.
+//!
+//! # Protocol
+//!
+//! Rounds are numbered (`gen`, never 0, never reused). The patcher, holding
+//! the process-wide patch lock:
+//!
+//! 1. waits until no thread is inside the handler (`INSIDE == 0`), so that
+//!    no handler of an earlier round can still read the slot table;
+//! 2. publishes the round (`ACTIVE = gen`);
+//! 3. lists `/proc/self/task`, writes each new thread id into a slot and
+//!    sends it [`signal()`] with `tgkill`;
+//! 4. waits (futex on `ARRIVALS`, bounded by the timeout) until every
+//!    slot's `arrived` is `gen`; a thread that exited meanwhile (`tgkill`
+//!    answers `ESRCH`) is dropped;
+//! 5. lists `/proc/self/task` again: a thread created before the others
+//!    stopped appears here and goes back to step 3. Stopped threads create
+//!    none, so a listing with no new thread ends the rendezvous.
+//!
+//! The handler reads the round; if one is active and not yet released, it
+//! finds its own slot by thread id, stores the PC of the interrupted
+//! instruction (`REG_RIP` of the `ucontext`), stamps the slot with the
+//! round and wakes the patcher. It then sleeps on the `RELEASE_WORD` futex
+//! until `RELEASED >= gen`, executes a serialising instruction and returns.
+//! A signal that arrives late (the thread blocked it during an earlier,
+//! timed-out round) finds no active round, or the current one: it returns
+//! at once, or parks for the current round as a timely one would.
+//!
+//! Everything the handler does is async-signal-safe: atomics, `gettid`,
+//! `futex` system calls; `errno` is saved and restored. It runs with every
+//! blockable signal blocked (`sa_mask` full), so no other handler runs on
+//! a parked thread while it is stopped.
+//!
+//! The patcher's side allocates nothing and takes no lock: a parked thread
+//! may hold the allocator's lock, so allocating while the world is stopped
+//! could deadlock. The slot table is a static array; `/proc/self/task` is
+//! read with `getdents64` into a stack buffer.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::TargetError;
+
+/// The most threads a rendezvous stops (the slot table is static).
+pub const MAX_THREADS: usize = 1024;
+
+/// One thread of the current round.
+struct Slot {
+    /// Thread id (written by the patcher before `COUNT` covers the slot).
+    tid: AtomicI32,
+    /// The last round this thread stopped for.
+    arrived: AtomicU64,
+    /// Where it stopped: the address of the next instruction it executes.
+    pc: AtomicU64,
+    /// The thread exited before stopping (patcher only).
+    gone: AtomicBool,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            tid: AtomicI32::new(0),
+            arrived: AtomicU64::new(0),
+            pc: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
+        }
+    }
+}
+
+static SLOTS: [Slot; MAX_THREADS] = [const { Slot::new() }; MAX_THREADS];
+/// Slots in use in the current round.
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The round in progress, 0 when none.
+static ACTIVE: AtomicU64 = AtomicU64::new(0);
+/// The last round released.
+static RELEASED: AtomicU64 = AtomicU64::new(0);
+/// The last round started (patcher only, under the patch lock).
+static LAST_GEN: AtomicU64 = AtomicU64::new(0);
+/// Futex word: bumped at every release.
+static RELEASE_WORD: AtomicU32 = AtomicU32::new(0);
+/// Futex word: bumped at every arrival.
+static ARRIVALS: AtomicU32 = AtomicU32::new(0);
+/// Threads inside the handler past its entry.
+static INSIDE: AtomicU32 = AtomicU32::new(0);
+
+/// The rendezvous signal: `SIGRTMIN + 7`, a real-time signal (queued, no
+/// default meaning to any library we know of; glibc keeps the first two
+/// for itself and already offsets `SIGRTMIN` past them).
+pub fn signal() -> i32 {
+    libc::SIGRTMIN() + 7
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn os(op: &'static str) -> TargetError {
+    TargetError::Os { op, errno: errno() }
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid takes no argument and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    i32::try_from(tid).unwrap_or(0)
+}
+
+/// `futex(FUTEX_WAIT_PRIVATE)`: sleeps while `*word == expected`, at most
+/// `timeout`. Returns on wake-up, timeout, `EINTR` or `EAGAIN` alike: every
+/// caller re-checks its condition in a loop.
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::try_from(d.subsec_nanos()).unwrap_or(0),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned u32; the timespec (if any) lives
+    // for the call; FUTEX_WAIT only reads them.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        )
+    };
+}
+
+/// `futex(FUTEX_WAKE_PRIVATE)`: wakes up to `n` sleepers on `word`.
+fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access
+    // memory beyond the futex key.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        )
+    };
+}
+
+/// Executes `iretq` to the next instruction: IRET is a serialising
+/// instruction (Intel SDM vol. 3A §9.3 "Serializing Instructions"), usable
+/// at CPL 3 to return to CPL 3, and unlike `cpuid` it does not exit to a
+/// hypervisor. The frame is SS, RSP, RFLAGS, CS, RIP of this very point, so
+/// nothing but the instruction pipeline changes.
+fn serialize() {
+    // SAFETY: builds a 5-quadword interrupt frame on this thread's stack
+    // describing the current state (same SS, the RSP before the pushes,
+    // same RFLAGS, same CS, the label after `iretq`) and pops it with
+    // `iretq`: control and every register but the scratch one continue
+    // unchanged. The block uses the stack, so `nostack` is not given.
+    unsafe {
+        core::arch::asm!(
+            "mov {t:e}, ss",
+            "push {t}",
+            "lea {t}, [rsp + 8]",
+            "push {t}",
+            "pushfq",
+            "mov {t:e}, cs",
+            "push {t}",
+            "lea {t}, [rip + 2f]",
+            "push {t}",
+            "iretq",
+            "2:",
+            t = out(reg) _,
+        );
+    }
+}
+
+/// The signal handler. Async-signal-safe: see the module doc.
+extern "C" fn on_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // SAFETY: __errno_location returns this thread's errno, always valid.
+    let errno_at = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno_at };
+    INSIDE.fetch_add(1, Ordering::SeqCst);
+    park(ctx);
+    INSIDE.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { *errno_at = saved };
+}
+
+fn park(ctx: *mut c_void) {
+    let gen = ACTIVE.load(Ordering::SeqCst);
+    if gen == 0 || RELEASED.load(Ordering::SeqCst) >= gen {
+        return;
+    }
+    let tid = gettid();
+    let count = COUNT.load(Ordering::Acquire).min(MAX_THREADS);
+    let Some(slot) = SLOTS
+        .iter()
+        .take(count)
+        .find(|s| s.tid.load(Ordering::Relaxed) == tid)
+    else {
+        return;
+    };
+    // SAFETY: the kernel passes a valid `ucontext_t` as the third argument
+    // of an SA_SIGINFO handler; it is only read.
+    let pc = unsafe { ctx.cast::<libc::ucontext_t>().as_ref() }
+        .and_then(|uc| uc.uc_mcontext.gregs.get(libc::REG_RIP as usize).copied())
+        .map_or(0, |rip| rip as u64);
+    slot.pc.store(pc, Ordering::Relaxed);
+    slot.arrived.store(gen, Ordering::Release);
+    ARRIVALS.fetch_add(1, Ordering::Release);
+    futex_wake(&ARRIVALS, 1);
+    loop {
+        let word = RELEASE_WORD.load(Ordering::Acquire);
+        if RELEASED.load(Ordering::Acquire) >= gen {
+            break;
+        }
+        futex_wait(&RELEASE_WORD, word, None);
+    }
+    // Intel SDM vol. 3A §8.1.3: the executing processor waits for the
+    // modifying one's flag (RELEASED), then serialises before executing
+    // the modified code.
+    serialize();
+}
+
+/// Installs the handler of [`signal()`], unless another handler has it.
+pub fn install() -> Result<(), TargetError> {
+    let sig = signal();
+    let ours = on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void)
+        as libc::sighandler_t;
+    // SAFETY: a zeroed sigaction is a valid out-parameter; sigaction with
+    // a null new action only reads the current one.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) } != 0 {
+        return Err(os("sigaction"));
+    }
+    if old.sa_sigaction == ours {
+        return Ok(());
+    }
+    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        return Err(TargetError::SignalInUse { signal: sig });
+    }
+    // SAFETY: zeroed is a valid sigaction; the fields are then set.
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = ours;
+    // SA_RESTART: system calls the signal interrupts restart where Linux
+    // allows it (signal(7) lists those that never do).
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    // SAFETY: sa_mask is a sigset_t owned by `act`; then installs the
+    // handler, which is async-signal-safe.
+    unsafe {
+        libc::sigfillset(&mut act.sa_mask);
+        if libc::sigaction(sig, &act, core::ptr::null_mut()) != 0 {
+            return Err(os("sigaction"));
+        }
+    }
+    Ok(())
+}
+
+fn tgkill(tid: i32, sig: i32) -> Result<(), i32> {
+    // SAFETY: getpid cannot fail; tgkill only sends a signal to a thread of
+    // this process (or reports that it does not exist).
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Calls `f` with each thread id in `/proc/self/task`, without allocating.
+fn each_task(mut f: impl FnMut(i32) -> Result<(), TargetError>) -> Result<(), TargetError> {
+    const PATH: &core::ffi::CStr = c"/proc/self/task";
+    // SAFETY: PATH is NUL-terminated; the fd is closed below.
+    let fd = unsafe {
+        libc::open(
+            PATH.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(os("open /proc/self/task"));
+    }
+    let result = (|| {
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: getdents64 writes at most `buf.len()` bytes into buf.
+            let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
+                return Err(os("getdents64 /proc/self/task"));
+            }
+            let Ok(n) = usize::try_from(n) else {
+                return Ok(());
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            let mut at = 0usize;
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            while let Some(rec) = buf.get(at..n) {
+                let Some(&[lo, hi]) = rec.get(16..18) else {
+                    break;
+                };
+                let reclen = usize::from(u16::from_le_bytes([lo, hi]));
+                if reclen == 0 {
+                    break;
+                }
+                let name = rec.get(19..reclen.min(rec.len())).unwrap_or(&[]);
+                let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+                if let Some(tid) = parse_tid(name) {
+                    f(tid)?;
+                }
+                at = at.saturating_add(reclen);
+            }
+        }
+    })();
+    // SAFETY: fd was opened above and is not used after this.
+    unsafe { libc::close(fd) };
+    result
+}
+
+fn parse_tid(name: &[u8]) -> Option<i32> {
+    if name.is_empty() {
+        return None;
+    }
+    name.iter().try_fold(0i32, |acc, &b| {
+        b.is_ascii_digit()
+            .then(|| acc.checked_mul(10)?.checked_add(i32::from(b - b'0')))?
+    })
+}
+
+/// A stopped world: every other thread is parked until [`Stopped::release`]
+/// (or drop).
+pub struct Stopped {
+    gen: u64,
+    count: usize,
+    /// When the first signal was sent.
+    pub started: Instant,
+}
+
+impl Stopped {
+    /// `(tid, pc)` of every parked thread.
+    pub fn parked(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        SLOTS
+            .iter()
+            .take(self.count)
+            .filter(|s| !s.gone.load(Ordering::Relaxed))
+            .map(|s| (s.tid.load(Ordering::Relaxed), s.pc.load(Ordering::Acquire)))
+    }
+
+    /// Threads parked.
+    pub fn threads(&self) -> usize {
+        self.parked().count()
+    }
+
+    /// Lets every parked thread run again.
+    pub fn release(self) {
+        // Drop does it.
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        release(self.gen);
+    }
+}
+
+fn release(gen: u64) {
+    ACTIVE.store(0, Ordering::SeqCst);
+    RELEASED.store(gen, Ordering::SeqCst);
+    RELEASE_WORD.fetch_add(1, Ordering::Release);
+    futex_wake(&RELEASE_WORD, i32::MAX);
+}
+
+/// Stops every thread of the process but the caller, waiting at most
+/// `timeout` for each batch to arrive. The caller must hold the patch lock
+/// (one rendezvous at a time) and must not block the signal itself.
+pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    // 1. No handler of an earlier round may still read the slots.
+    while INSIDE.load(Ordering::SeqCst) != 0 {
+        if Instant::now() >= deadline {
+            return Err(TargetError::Os {
+                op: "rendezvous: a handler of the previous round is still running",
+                errno: libc::EBUSY,
+            });
+        }
+        std::thread::yield_now();
+    }
+    let gen = LAST_GEN.load(Ordering::Relaxed).saturating_add(1);
+    LAST_GEN.store(gen, Ordering::Relaxed);
+    COUNT.store(0, Ordering::SeqCst);
+    ACTIVE.store(gen, Ordering::SeqCst);
+    // From here, dropping `stopped` releases the round.
+    let mut stopped = Stopped {
+        gen,
+        count: 0,
+        started,
+    };
+    let me = gettid();
+    let sig = signal();
+    loop {
+        // 3. New threads get a slot and the signal.
+        let mut added = 0usize;
+        each_task(|tid| {
+            if tid == me {
+                return Ok(());
+            }
+            let count = stopped.count;
+            let known = SLOTS
+                .iter()
+                .take(count)
+                .any(|s| s.tid.load(Ordering::Relaxed) == tid);
+            if known {
+                return Ok(());
+            }
+            let slot = SLOTS
+                .get(count)
+                .ok_or(TargetError::TooManyThreads { max: MAX_THREADS })?;
+            slot.tid.store(tid, Ordering::Relaxed);
+            slot.gone.store(false, Ordering::Relaxed);
+            stopped.count = count.saturating_add(1);
+            COUNT.store(stopped.count, Ordering::Release);
+            added = added.saturating_add(1);
+            match tgkill(tid, sig) {
+                Ok(()) => Ok(()),
+                Err(libc::ESRCH) => {
+                    slot.gone.store(true, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(errno) => Err(TargetError::Os {
+                    op: "tgkill",
+                    errno,
+                }),
+            }
+        })?;
+        if added == 0 {
+            return Ok(stopped);
+        }
+        // 4. Wait for every slot of this round.
+        wait_all(&stopped, deadline, timeout)?;
+    }
+}
+
+/// How long the patcher sleeps between checks that missing threads still
+/// exist.
+const SLICE: Duration = Duration::from_millis(1);
+
+fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(), TargetError> {
+    loop {
+        let word = ARRIVALS.load(Ordering::Acquire);
+        let missing = SLOTS.iter().take(stopped.count).find(|s| {
+            !s.gone.load(Ordering::Relaxed) && s.arrived.load(Ordering::Acquire) != stopped.gen
+        });
+        let Some(slot) = missing else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let tid = slot.tid.load(Ordering::Relaxed);
+        if now >= deadline {
+            if tgkill(tid, 0) == Err(libc::ESRCH) {
+                slot.gone.store(true, Ordering::Relaxed);
+                continue;
+            }
+            return Err(TargetError::RendezvousTimeout { tid, timeout });
+        }
+        // A thread that exited after the signal was sent never arrives.
+        if tgkill(tid, 0) == Err(libc::ESRCH) {
+            slot.gone.store(true, Ordering::Relaxed);
+            continue;
+        }
+        futex_wait(&ARRIVALS, word, Some((deadline - now).min(SLICE)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tid;
+
+    #[test]
+    fn task_names() {
+        assert_eq!(parse_tid(b"1234"), Some(1234));
+        assert_eq!(parse_tid(b"."), None);
+        assert_eq!(parse_tid(b".."), None);
+        assert_eq!(parse_tid(b""), None);
+        assert_eq!(parse_tid(b"99999999999"), None);
+    }
+}
