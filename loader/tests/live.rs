@@ -5,51 +5,20 @@
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod common;
+#[path = "common/demo.rs"]
+mod demo;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::fixture;
+use demo::{answer, base, code_bytes, scale, xsplice_demo_answer};
 use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
 use xsplice_loader::process::ProcessTarget;
 use xsplice_loader::{
     Addr, Allocator, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource, TargetError,
 };
-
-// ---- the functions a payload replaces -------------------------------------
-
-/// Returns 41; the payloads make it 42, 43, 44.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn xsplice_demo_answer() -> i64 {
-    black_box(41)
-}
-
-/// Returns `2x`; the payloads make it `kx + base()`.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn xsplice_demo_scale(x: i64) -> i64 {
-    black_box(x) * 2
-}
-
-/// Never patched: the replacements call back into it through a relocation.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn xsplice_demo_base() -> i64 {
-    black_box(1000)
-}
-
-fn answer() -> i64 {
-    let f: extern "C" fn() -> i64 = black_box(xsplice_demo_answer);
-    f()
-}
-
-fn scale(x: i64) -> i64 {
-    let f: extern "C" fn(i64) -> i64 = black_box(xsplice_demo_scale);
-    f(x)
-}
 
 // ---- an allocation counter, to show the critical section allocates nothing --
 
@@ -185,21 +154,13 @@ fn engine() -> Engine<Watched> {
     )
 }
 
-fn code_bytes(f: usize) -> [u8; 5] {
-    // SAFETY: reads the first bytes of a function of this binary.
-    unsafe { *(f as *const [u8; 5]) }
-}
-
 /// One test: the patched functions are process-global, so the steps run in
 /// order rather than as parallel tests.
 #[test]
 fn live_patching_in_process() {
     assert_eq!((answer(), scale(10)), (41, 20));
     // Referenced here so the linker keeps it for the payloads to call.
-    assert_eq!(
-        black_box(xsplice_demo_base as extern "C" fn() -> i64)(),
-        1000
-    );
+    assert_eq!(base(), 1000);
     let pristine = code_bytes(xsplice_demo_answer as *const () as usize);
     let mut e = engine();
 

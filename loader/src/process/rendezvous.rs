@@ -21,7 +21,8 @@
 //! The handler reads the round; if one is active and not yet released, it
 //! finds its own slot by thread id, stores the PC of the interrupted
 //! instruction (`REG_RIP` of the `ucontext`), stamps the slot with the
-//! round and wakes the patcher. It then sleeps on the `RELEASE_WORD` futex
+//! round and wakes the patcher (`INSIDE` counts handlers in this part
+//! only). It then sleeps on the `RELEASE_WORD` futex
 //! until `RELEASED >= gen`, executes a serialising instruction and returns.
 //! A signal that arrives late (the thread blocked it during an earlier,
 //! timed-out round) finds no active round, or the current one: it returns
@@ -179,27 +180,34 @@ extern "C" fn on_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mu
     let errno_at = unsafe { libc::__errno_location() };
     // SAFETY: as above.
     let saved = unsafe { *errno_at };
+    // INSIDE covers the reading of the round and the slot table only: a
+    // parked thread, or one leaving after the release, does not hold up
+    // the next round.
     INSIDE.fetch_add(1, Ordering::SeqCst);
-    park(ctx);
+    let parked = arrive(ctx);
     INSIDE.fetch_sub(1, Ordering::SeqCst);
+    if let Some(gen) = parked {
+        ARRIVALS.fetch_add(1, Ordering::Release);
+        futex_wake(&ARRIVALS, 1);
+        wait_release(gen);
+    }
     // SAFETY: as above.
     unsafe { *errno_at = saved };
 }
 
-fn park(ctx: *mut c_void) {
+/// Reports this thread's PC in its slot of the active round; the round, or
+/// `None` when there is nothing to stop for.
+fn arrive(ctx: *mut c_void) -> Option<u64> {
     let gen = ACTIVE.load(Ordering::SeqCst);
     if gen == 0 || RELEASED.load(Ordering::SeqCst) >= gen {
-        return;
+        return None;
     }
     let tid = gettid();
     let count = COUNT.load(Ordering::Acquire).min(MAX_THREADS);
-    let Some(slot) = SLOTS
+    let slot = SLOTS
         .iter()
         .take(count)
-        .find(|s| s.tid.load(Ordering::Relaxed) == tid)
-    else {
-        return;
-    };
+        .find(|s| s.tid.load(Ordering::Relaxed) == tid)?;
     // SAFETY: the kernel passes a valid `ucontext_t` as the third argument
     // of an SA_SIGINFO handler; it is only read.
     let pc = unsafe { ctx.cast::<libc::ucontext_t>().as_ref() }
@@ -207,8 +215,11 @@ fn park(ctx: *mut c_void) {
         .map_or(0, |rip| rip as u64);
     slot.pc.store(pc, Ordering::Relaxed);
     slot.arrived.store(gen, Ordering::Release);
-    ARRIVALS.fetch_add(1, Ordering::Release);
-    futex_wake(&ARRIVALS, 1);
+    Some(gen)
+}
+
+/// Sleeps until round `gen` is released, then serialises.
+fn wait_release(gen: u64) {
     loop {
         let word = RELEASE_WORD.load(Ordering::Acquire);
         if RELEASED.load(Ordering::Acquire) >= gen {
@@ -379,9 +390,9 @@ fn release(gen: u64) {
 /// `timeout` for each batch to arrive. The caller must hold the patch lock
 /// (one rendezvous at a time) and must not block the signal itself.
 pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
-    let started = Instant::now();
-    let deadline = started + timeout;
-    // 1. No handler of an earlier round may still read the slots.
+    let deadline = Instant::now() + timeout;
+    // 1. No handler of an earlier round may still read the slots (a short
+    // window: between a handler's entry and its report).
     while INSIDE.load(Ordering::SeqCst) != 0 {
         if Instant::now() >= deadline {
             return Err(TargetError::Os {
@@ -395,6 +406,8 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
     LAST_GEN.store(gen, Ordering::Relaxed);
     COUNT.store(0, Ordering::SeqCst);
     ACTIVE.store(gen, Ordering::SeqCst);
+    let started = Instant::now();
+    let deadline = started + timeout;
     // From here, dropping `stopped` releases the round.
     let mut stopped = Stopped {
         gen,
