@@ -47,11 +47,28 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn engine() -> Engine<ProcessTarget> {
+    engine_with(Writes::Default)
+}
+
+fn engine_with(writes: Writes) -> Engine<ProcessTarget> {
     // SAFETY: the payloads are built for the functions of this binary;
     // nothing else patches code or uses the rendezvous signal; payloads
     // are unloaded only after the threads running them are joined.
     let target = unsafe { ProcessTarget::new() }.unwrap();
+    let target = match writes {
+        Writes::Default => target,
+        Writes::Mprotect => target.with_mprotect_writes(),
+    };
     Engine::new(target, LoadOptions::default())
+}
+
+/// How code is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// Through `/proc/self/mem` where the kernel allows it (the default).
+    Default,
+    /// By making the page writable while the threads are stopped.
+    Mprotect,
 }
 
 /// A payload replacing `old` (16 bytes) with `xsplice_new_answer`, which
@@ -141,8 +158,8 @@ fn refused(e: &EngineError) -> bool {
     )
 }
 
-fn stress(case: &Case, threads: usize, cycles: usize) -> Report {
-    let mut e = engine();
+fn stress(case: &Case, threads: usize, cycles: usize, writes: Writes) -> Report {
+    let mut e = engine_with(writes);
     let id = e.load(case.name, &case.payload).unwrap();
     let pristine: Vec<[u8; 5]> = case.functions.iter().map(|&f| code_bytes(f)).collect();
     let seen = Seen::default();
@@ -197,7 +214,7 @@ fn stress(case: &Case, threads: usize, cycles: usize) -> Report {
     report.new = seen.new.load(Ordering::SeqCst);
     report.wrong = seen.wrong.load(Ordering::SeqCst);
     println!(
-        "{} with {threads} thread(s): {cycles} cycles, {} applied, {} applies and {} reverts refused, \
+        "{} with {threads} thread(s), {writes:?} writes: {cycles} cycles, {} applied, {} applies and {} reverts refused, \
          {} retries in {} rendezvous, max pause {:?}; calls: {} old, {} new, {} wrong",
         case.name,
         report.applied,
@@ -220,11 +237,10 @@ fn stress(case: &Case, threads: usize, cycles: usize) -> Report {
     report
 }
 
-fn run(case: &Case) -> Vec<Report> {
-    [1, 2, 4]
-        .into_iter()
-        .map(|threads| stress(case, threads, iters()))
-        .collect()
+fn run(case: &Case) {
+    for threads in [1, 2, 4] {
+        stress(case, threads, iters(), Writes::Default);
+    }
 }
 
 #[test]
@@ -265,6 +281,8 @@ fn stress_five_byte_first_instruction() {
         },
     };
     run(&case);
+    // The other way of writing code, where `/proc/self/mem` is refused.
+    stress(&case, 4, iters(), Writes::Mprotect);
 }
 
 #[test]

@@ -32,10 +32,13 @@
 //!    with [`TargetError::ThreadInSite`] (thread, PC, record): nothing was
 //!    written.
 //! 3. **Write.** Only at the sites announced for the action (any other
-//!    address is refused), byte by byte, each byte stored once: no stopped
-//!    thread executes them, so no torn instruction can be fetched, and no
-//!    byte outside the site is rewritten (glibc's `memcpy` of 5 bytes is
-//!    two overlapping 4-byte stores).
+//!    address is refused). No stopped thread executes those bytes, so the
+//!    order and width of the stores do not matter: no torn instruction
+//!    can be fetched, whatever the copy does. The bytes go through
+//!    `/proc/self/mem` (the kernel writes the page through its own
+//!    mapping) or, where the kernel refuses that, through the page made
+//!    writable for the write (see W^X below) with one volatile store per
+//!    byte, so no byte outside the site is ever rewritten.
 //! 4. **Serialise and release.** Intel SDM vol. 3A §8.1.3 ("Handling
 //!    Self- and Cross-Modifying Code") asks the modifying processor to
 //!    write the code and then set a flag, and every executing processor to
@@ -45,9 +48,11 @@
 //!    (serialising, §9.3) before it leaves the handler. Where the kernel
 //!    offers it, `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)`
 //!    runs before the release too, so every CPU running this process
-//!    serialises before its next return to user space. The patcher itself
-//!    wrote the bytes: on the writing core stores to code are seen by the
-//!    following fetches (§8.1.3, self-modifying code).
+//!    serialises before its next return to user space. On the patcher's
+//!    own core the write is self-modifying code, which the processor
+//!    detects by physical address whatever the linear address written
+//!    (SDM vol. 3A §11.6), and the system call returns before any patched
+//!    code runs.
 //!
 //! # What neither policy covers
 //!
@@ -74,13 +79,18 @@
 //! # What is writable, and when (W^X)
 //!
 //! Payload text is mapped read+execute, read-only data read-only, data
-//! read+write. The page(s) of a site become read+write+execute only while
-//! every other thread is stopped, for the write of that site, and are
-//! read+execute again before the threads are released. Execute cannot be
-//! dropped during the write: the page may hold the patcher's own code. A
-//! second writable mapping of the executable's text is not possible
-//! without a file to map it from (`/proc/self/exe` is not writable), which
-//! is why the stop-the-world step, not a second mapping, keeps the window.
+//! read+write; the executable's text keeps its read+execute mapping. Code
+//! is written through `/proc/self/mem`, a second, kernel-side path to the
+//! same pages: no user mapping of code is ever writable, and no
+//! protection changes (hence no TLB shootdown). Kernels can forbid those
+//! writes (`proc_mem.force_override=never`, Linux 6.12 and later); the
+//! target then, and after [`ProcessTarget::with_mprotect_writes`], makes
+//! the page(s) of a site read+write+execute for that one write, while
+//! every other thread is stopped, and read+execute again before they are
+//! released. Execute cannot be dropped during that write: the page may
+//! hold the patcher's own code. A second writable *mapping* of the
+//! executable's text would need a file to map it from, and
+//! `/proc/self/exe` is not writable.
 //!
 //! Nothing in the rendezvous or the critical section allocates or takes a
 //! lock: a stopped thread may hold the allocator's lock.
@@ -202,6 +212,10 @@ pub struct ProcessTarget {
     stats: RendezvousStats,
     /// `membarrier` SYNC_CORE is registered for this process.
     sync_core: bool,
+    /// `/proc/self/mem`, opened for writing: code is written through it,
+    /// so no page of code is ever writable. `None` where the kernel refuses
+    /// (then pages are made writable only while the threads are stopped).
+    mem: Option<std::fs::File>,
 }
 
 fn err(what: &'static str) -> TargetError {
@@ -327,7 +341,21 @@ impl ProcessTarget {
             opts: RendezvousOptions::default(),
             stats: RendezvousStats::default(),
             sync_core: register_sync_core(),
+            mem: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/proc/self/mem")
+                .ok(),
         })
+    }
+
+    /// The same target, writing code by making its pages
+    /// read+write+execute while the other threads are stopped, rather than
+    /// through `/proc/self/mem` (what it does where the kernel refuses
+    /// those writes).
+    pub fn with_mprotect_writes(mut self) -> Self {
+        self.mem = None;
+        self
     }
 
     /// The same target with other rendezvous options.
@@ -398,12 +426,31 @@ impl ProcessTarget {
         Ok(())
     }
 
+    /// Whether code is written through `/proc/self/mem` (no page of code
+    /// is ever writable), rather than by making the page writable while
+    /// the other threads are stopped.
+    pub fn writes_through_proc_mem(&self) -> bool {
+        self.mem.is_some()
+    }
+
     /// Writes `bytes` at `addr`, in code this target may rewrite. Only
     /// called with every other thread stopped and none inside the bytes.
     fn write_stopped(&self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
+        use std::os::unix::fs::FileExt;
         let len = bytes.len() as u64;
         if !self.writable_code(addr.0, len) {
             return Err(TargetError::BadAddress(addr));
+        }
+        // The kernel writes the page through its own mapping (a private
+        // page of the process, copied on write if it was shared), whatever
+        // the protection of the process's mapping: one system call, no
+        // protection change, no TLB shootdown. Allocation-free.
+        if let Some(mem) = &self.mem {
+            if mem.write_at(bytes, addr.0).is_ok_and(|n| n == bytes.len()) {
+                return Ok(());
+            }
+            // Refused (a kernel built or booted without forced writes to
+            // `/proc/pid/mem`) or short: write it all the other way.
         }
         let rx = libc::PROT_READ | libc::PROT_EXEC;
         Self::mprotect(addr.0, len, rx | libc::PROT_WRITE)?;

@@ -11,9 +11,9 @@
 //! 2. publishes the round (`ACTIVE = gen`);
 //! 3. lists `/proc/self/task`, writes each new thread id into a slot and
 //!    sends it [`signal()`] with `tgkill`;
-//! 4. waits (futex on `ARRIVALS`, bounded by the timeout) until every
-//!    slot's `arrived` is `gen`; a thread that exited meanwhile (`tgkill`
-//!    answers `ESRCH`) is dropped;
+//! 4. waits (futex on `PENDING`, which the last thread to arrive wakes;
+//!    bounded by the timeout) until every slot's `arrived` is `gen`; a
+//!    thread that exited meanwhile (`tgkill` answers `ESRCH`) is dropped;
 //! 5. lists `/proc/self/task` again: a thread created before the others
 //!    stopped appears here and goes back to step 3. Stopped threads create
 //!    none, so a listing with no new thread ends the rendezvous.
@@ -81,8 +81,9 @@ static RELEASED: AtomicU64 = AtomicU64::new(0);
 static LAST_GEN: AtomicU64 = AtomicU64::new(0);
 /// Futex word: bumped at every release.
 static RELEASE_WORD: AtomicU32 = AtomicU32::new(0);
-/// Futex word: bumped at every arrival.
-static ARRIVALS: AtomicU32 = AtomicU32::new(0);
+/// Futex word: threads signalled in this round that have not arrived yet
+/// (nor exited); the last to arrive wakes the patcher.
+static PENDING: AtomicU32 = AtomicU32::new(0);
 /// Threads inside the handler past its entry.
 static INSIDE: AtomicU32 = AtomicU32::new(0);
 
@@ -113,7 +114,7 @@ fn gettid() -> i32 {
 fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::try_from(d.subsec_nanos()).unwrap_or(0),
+        tv_nsec: libc::c_long::from(d.subsec_nanos()),
     });
     let ts_ptr = ts
         .as_ref()
@@ -187,8 +188,9 @@ extern "C" fn on_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mu
     let parked = arrive(ctx);
     INSIDE.fetch_sub(1, Ordering::SeqCst);
     if let Some(gen) = parked {
-        ARRIVALS.fetch_add(1, Ordering::Release);
-        futex_wake(&ARRIVALS, 1);
+        if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+            futex_wake(&PENDING, 1);
+        }
         wait_release(gen);
     }
     // SAFETY: as above.
@@ -279,60 +281,6 @@ fn tgkill(tid: i32, sig: i32) -> Result<(), i32> {
     }
 }
 
-/// Calls `f` with each thread id in `/proc/self/task`, without allocating.
-fn each_task(mut f: impl FnMut(i32) -> Result<(), TargetError>) -> Result<(), TargetError> {
-    const PATH: &core::ffi::CStr = c"/proc/self/task";
-    // SAFETY: PATH is NUL-terminated; the fd is closed below.
-    let fd = unsafe {
-        libc::open(
-            PATH.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(os("open /proc/self/task"));
-    }
-    let result = (|| {
-        let mut buf = [0u8; 4096];
-        loop {
-            // SAFETY: getdents64 writes at most `buf.len()` bytes into buf.
-            let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-            if n < 0 {
-                if errno() == libc::EINTR {
-                    continue;
-                }
-                return Err(os("getdents64 /proc/self/task"));
-            }
-            let Ok(n) = usize::try_from(n) else {
-                return Ok(());
-            };
-            if n == 0 {
-                return Ok(());
-            }
-            let mut at = 0usize;
-            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
-            while let Some(rec) = buf.get(at..n) {
-                let Some(&[lo, hi]) = rec.get(16..18) else {
-                    break;
-                };
-                let reclen = usize::from(u16::from_le_bytes([lo, hi]));
-                if reclen == 0 {
-                    break;
-                }
-                let name = rec.get(19..reclen.min(rec.len())).unwrap_or(&[]);
-                let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
-                if let Some(tid) = parse_tid(name) {
-                    f(tid)?;
-                }
-                at = at.saturating_add(reclen);
-            }
-        }
-    })();
-    // SAFETY: fd was opened above and is not used after this.
-    unsafe { libc::close(fd) };
-    result
-}
-
 fn parse_tid(name: &[u8]) -> Option<i32> {
     if name.is_empty() {
         return None;
@@ -387,8 +335,8 @@ fn release(gen: u64) {
 }
 
 /// Stops every thread of the process but the caller, waiting at most
-/// `timeout` for each batch to arrive. The caller must hold the patch lock
-/// (one rendezvous at a time) and must not block the signal itself.
+/// `timeout` in all. The caller must hold the patch lock (one rendezvous at
+/// a time) and must not block the signal itself.
 pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
     let deadline = Instant::now() + timeout;
     // 1. No handler of an earlier round may still read the slots (a short
@@ -402,24 +350,25 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
         }
         std::thread::yield_now();
     }
+    let dir = TaskDir::open()?;
     let gen = LAST_GEN.load(Ordering::Relaxed).saturating_add(1);
     LAST_GEN.store(gen, Ordering::Relaxed);
     COUNT.store(0, Ordering::SeqCst);
+    PENDING.store(0, Ordering::SeqCst);
     ACTIVE.store(gen, Ordering::SeqCst);
-    let started = Instant::now();
-    let deadline = started + timeout;
     // From here, dropping `stopped` releases the round.
     let mut stopped = Stopped {
         gen,
         count: 0,
-        started,
+        started: Instant::now(),
     };
     let me = gettid();
     let sig = signal();
+    let mut first = true;
     loop {
-        // 3. New threads get a slot and the signal.
-        let mut added = 0usize;
-        each_task(|tid| {
+        // 3. New threads get a slot, then the signal.
+        let before = stopped.count;
+        dir.each_task(|tid| {
             if tid == me {
                 return Ok(());
             }
@@ -436,26 +385,40 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
                 .ok_or(TargetError::TooManyThreads { max: MAX_THREADS })?;
             slot.tid.store(tid, Ordering::Relaxed);
             slot.gone.store(false, Ordering::Relaxed);
+            PENDING.fetch_add(1, Ordering::SeqCst);
             stopped.count = count.saturating_add(1);
             COUNT.store(stopped.count, Ordering::Release);
-            added = added.saturating_add(1);
-            match tgkill(tid, sig) {
-                Ok(()) => Ok(()),
-                Err(libc::ESRCH) => {
-                    slot.gone.store(true, Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(errno) => Err(TargetError::Os {
-                    op: "tgkill",
-                    errno,
-                }),
-            }
+            Ok(())
         })?;
-        if added == 0 {
+        if stopped.count == before {
             return Ok(stopped);
+        }
+        if first {
+            // The pause starts with the first signal.
+            stopped.started = Instant::now();
+            first = false;
+        }
+        for slot in SLOTS.iter().take(stopped.count).skip(before) {
+            match tgkill(slot.tid.load(Ordering::Relaxed), sig) {
+                Ok(()) => {}
+                Err(libc::ESRCH) => drop_gone(slot),
+                Err(errno) => {
+                    return Err(TargetError::Os {
+                        op: "tgkill",
+                        errno,
+                    })
+                }
+            }
         }
         // 4. Wait for every slot of this round.
         wait_all(&stopped, deadline, timeout)?;
+    }
+}
+
+/// Marks a slot whose thread no longer exists: it will never arrive.
+fn drop_gone(slot: &Slot) {
+    if !slot.gone.swap(true, Ordering::Relaxed) {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -464,29 +427,108 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
 const SLICE: Duration = Duration::from_millis(1);
 
 fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(), TargetError> {
-    loop {
-        let word = ARRIVALS.load(Ordering::Acquire);
-        let missing = SLOTS.iter().take(stopped.count).find(|s| {
+    let missing = || {
+        SLOTS.iter().take(stopped.count).filter(|s| {
             !s.gone.load(Ordering::Relaxed) && s.arrived.load(Ordering::Acquire) != stopped.gen
-        });
-        let Some(slot) = missing else {
+        })
+    };
+    let mut checked = Instant::now();
+    loop {
+        let pending = PENDING.load(Ordering::SeqCst);
+        if pending == 0 && missing().next().is_none() {
             return Ok(());
-        };
-        let now = Instant::now();
-        let tid = slot.tid.load(Ordering::Relaxed);
-        if now >= deadline {
-            if tgkill(tid, 0) == Err(libc::ESRCH) {
-                slot.gone.store(true, Ordering::Relaxed);
-                continue;
-            }
-            return Err(TargetError::RendezvousTimeout { tid, timeout });
         }
-        // A thread that exited after the signal was sent never arrives.
-        if tgkill(tid, 0) == Err(libc::ESRCH) {
-            slot.gone.store(true, Ordering::Relaxed);
+        let now = Instant::now();
+        if now >= deadline || now.duration_since(checked) >= SLICE {
+            // A thread that exited after the signal was sent never arrives.
+            for slot in missing() {
+                if tgkill(slot.tid.load(Ordering::Relaxed), 0) == Err(libc::ESRCH) {
+                    drop_gone(slot);
+                }
+            }
+            checked = now;
+            if now >= deadline {
+                if let Some(slot) = missing().next() {
+                    let tid = slot.tid.load(Ordering::Relaxed);
+                    return Err(TargetError::RendezvousTimeout { tid, timeout });
+                }
+                return Ok(());
+            }
             continue;
         }
-        futex_wait(&ARRIVALS, word, Some((deadline - now).min(SLICE)));
+        futex_wait(&PENDING, pending, Some((deadline - now).min(SLICE)));
+    }
+}
+
+/// `/proc/self/task`, open for the rendezvous; listed again from the start
+/// at each call of [`TaskDir::each_task`].
+struct TaskDir(libc::c_int);
+
+impl TaskDir {
+    fn open() -> Result<TaskDir, TargetError> {
+        const PATH: &core::ffi::CStr = c"/proc/self/task";
+        // SAFETY: PATH is NUL-terminated; the fd is closed on drop.
+        let fd = unsafe {
+            libc::open(
+                PATH.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(os("open /proc/self/task"));
+        }
+        Ok(TaskDir(fd))
+    }
+
+    /// Calls `f` with each thread id, without allocating.
+    fn each_task(
+        &self,
+        mut f: impl FnMut(i32) -> Result<(), TargetError>,
+    ) -> Result<(), TargetError> {
+        // SAFETY: lseek on the directory fd owned by self.
+        if unsafe { libc::lseek(self.0, 0, libc::SEEK_SET) } < 0 {
+            return Err(os("lseek /proc/self/task"));
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: getdents64 writes at most `buf.len()` bytes into buf.
+            let n =
+                unsafe { libc::syscall(libc::SYS_getdents64, self.0, buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
+                return Err(os("getdents64 /proc/self/task"));
+            }
+            let n = usize::try_from(n).unwrap_or(0);
+            if n == 0 {
+                return Ok(());
+            }
+            let mut at = 0usize;
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            while let Some(rec) = buf.get(at..n) {
+                let Some(&[lo, hi]) = rec.get(16..18) else {
+                    break;
+                };
+                let reclen = usize::from(u16::from_le_bytes([lo, hi]));
+                if reclen == 0 {
+                    break;
+                }
+                let name = rec.get(19..reclen.min(rec.len())).unwrap_or(&[]);
+                let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+                if let Some(tid) = parse_tid(name) {
+                    f(tid)?;
+                }
+                at = at.saturating_add(reclen);
+            }
+        }
+    }
+}
+
+impl Drop for TaskDir {
+    fn drop(&mut self) {
+        // SAFETY: the fd was opened by `open` and is not used after this.
+        unsafe { libc::close(self.0) };
     }
 }
 
