@@ -3,30 +3,34 @@
 //!
 //! # Protocol
 //!
-//! Rounds are numbered (`gen`, never 0, never reused). The patcher, holding
+//! Rounds are numbered (`gen`, from 1, never reused). The patcher, holding
 //! the process-wide patch lock:
 //!
-//! 1. waits until no thread is inside the handler (`INSIDE == 0`), so that
-//!    no handler of an earlier round can still read the slot table;
-//! 2. publishes the round (`ACTIVE = gen`);
-//! 3. lists `/proc/self/task`, writes each new thread id into a slot and
-//!    sends it [`signal()`] with `tgkill`;
-//! 4. waits (futex on `PENDING`, which the last thread to arrive wakes;
-//!    bounded by the timeout) until every slot's `arrived` is `gen`; a
-//!    thread that exited meanwhile (`tgkill` answers `ESRCH`) is dropped;
-//! 5. lists `/proc/self/task` again: a thread created before the others
-//!    stopped appears here and goes back to step 3. Stopped threads create
+//! 1. publishes the round (`ACTIVE = gen`);
+//! 2. lists `/proc/self/task`, gives each new thread id a slot (its report
+//!    cleared) and then sends it [`signal()`] with `tgkill`;
+//! 3. waits (futex on `PENDING`, which the last thread to arrive wakes;
+//!    bounded by the timeout) until every slot holds a report of this
+//!    round; a thread that exited meanwhile (`tgkill` answers `ESRCH`) is
+//!    dropped;
+//! 4. lists `/proc/self/task` again: a thread created before its creator
+//!    stopped appears here and goes back to step 2. Stopped threads create
 //!    none, so a listing with no new thread ends the rendezvous.
 //!
 //! The handler reads the round; if one is active and not yet released, it
-//! finds its own slot by thread id, stores the PC of the interrupted
-//! instruction (`REG_RIP` of the `ucontext`), stamps the slot with the
-//! round and wakes the patcher (`INSIDE` counts handlers in this part
-//! only). It then sleeps on the `RELEASE_WORD` futex
-//! until `RELEASED >= gen`, executes a serialising instruction and returns.
-//! A signal that arrives late (the thread blocked it during an earlier,
-//! timed-out round) finds no active round, or the current one: it returns
-//! at once, or parks for the current round as a timely one would.
+//! finds its own slot by thread id and stores, in one atomic word, a tag of
+//! the round and the PC of the interrupted instruction (`REG_RIP` of the
+//! `ucontext`); it wakes the patcher when it is the last. It then sleeps on
+//! the `RELEASE_WORD` futex until `RELEASED >= gen`, executes a serialising
+//! instruction and returns.
+//!
+//! Only a report tagged with the current round counts, so a handler of an
+//! earlier round that is still running (a signal the thread had blocked
+//! during a timed-out round, or a thread preempted in the handler) cannot
+//! make a thread look stopped, nor give it another's PC: at worst it
+//! overwrites a current report, the thread then looks missing, and the
+//! rendezvous times out, writing nothing. `PENDING` only decides when to
+//! wake the patcher, which checks every slot's report itself.
 //!
 //! Everything the handler does is async-signal-safe: atomics, `gettid`,
 //! `futex` system calls; `errno` is saved and restored. It runs with every
@@ -51,10 +55,9 @@ pub const MAX_THREADS: usize = 1024;
 struct Slot {
     /// Thread id (written by the patcher before `COUNT` covers the slot).
     tid: AtomicI32,
-    /// The last round this thread stopped for.
-    arrived: AtomicU64,
-    /// Where it stopped: the address of the next instruction it executes.
-    pc: AtomicU64,
+    /// `tag(gen) << PC_BITS | pc`: the round it stopped for and where (the
+    /// address of the next instruction it executes); 0 before it stops.
+    report: AtomicU64,
     /// The thread exited before stopping (patcher only).
     gone: AtomicBool,
 }
@@ -63,11 +66,28 @@ impl Slot {
     const fn new() -> Slot {
         Slot {
             tid: AtomicI32::new(0),
-            arrived: AtomicU64::new(0),
-            pc: AtomicU64::new(0),
+            report: AtomicU64::new(0),
             gone: AtomicBool::new(false),
         }
     }
+}
+
+/// User-space addresses on x86-64 fit in 47 bits (unless a mapping was
+/// asked for above them, with 5-level paging).
+const PC_BITS: u32 = 47;
+const PC_MASK: u64 = (1 << PC_BITS) - 1;
+
+/// The round's tag in a report: never 0, so a cleared report matches no
+/// round. Rounds 2^17 - 1 apart share a tag; a handler that lingers that
+/// long is as good as dead.
+fn tag(gen: u64) -> u64 {
+    (gen % ((1 << (64 - PC_BITS)) - 1) + 1) << PC_BITS
+}
+
+/// The PC of a report of round `gen`, if it is one. A PC that does not fit
+/// in 47 bits is reported as `PC_MASK`, above any site.
+fn report_pc(report: u64, gen: u64) -> Option<u64> {
+    (report & !PC_MASK == tag(gen)).then_some(report & PC_MASK)
 }
 
 static SLOTS: [Slot; MAX_THREADS] = [const { Slot::new() }; MAX_THREADS];
@@ -84,8 +104,6 @@ static RELEASE_WORD: AtomicU32 = AtomicU32::new(0);
 /// Futex word: threads signalled in this round that have not arrived yet
 /// (nor exited); the last to arrive wakes the patcher.
 static PENDING: AtomicU32 = AtomicU32::new(0);
-/// Threads inside the handler past its entry.
-static INSIDE: AtomicU32 = AtomicU32::new(0);
 
 /// The rendezvous signal: `SIGRTMIN + 7`, a real-time signal (queued, no
 /// default meaning to any library we know of; glibc keeps the first two
@@ -181,13 +199,7 @@ extern "C" fn on_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mu
     let errno_at = unsafe { libc::__errno_location() };
     // SAFETY: as above.
     let saved = unsafe { *errno_at };
-    // INSIDE covers the reading of the round and the slot table only: a
-    // parked thread, or one leaving after the release, does not hold up
-    // the next round.
-    INSIDE.fetch_add(1, Ordering::SeqCst);
-    let parked = arrive(ctx);
-    INSIDE.fetch_sub(1, Ordering::SeqCst);
-    if let Some(gen) = parked {
+    if let Some(gen) = arrive(ctx) {
         if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
             futex_wake(&PENDING, 1);
         }
@@ -215,8 +227,8 @@ fn arrive(ctx: *mut c_void) -> Option<u64> {
     let pc = unsafe { ctx.cast::<libc::ucontext_t>().as_ref() }
         .and_then(|uc| uc.uc_mcontext.gregs.get(libc::REG_RIP as usize).copied())
         .map_or(0, |rip| rip as u64);
-    slot.pc.store(pc, Ordering::Relaxed);
-    slot.arrived.store(gen, Ordering::Release);
+    let pc = if pc > PC_MASK { PC_MASK } else { pc };
+    slot.report.store(tag(gen) | pc, Ordering::SeqCst);
     Some(gen)
 }
 
@@ -301,13 +313,19 @@ pub struct Stopped {
 }
 
 impl Stopped {
-    /// `(tid, pc)` of every parked thread.
+    /// `(tid, pc)` of every parked thread (the PC is `2^47 - 1`, above
+    /// any code, when the report is not of this round: it cannot be, once
+    /// the rendezvous has succeeded).
     pub fn parked(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
         SLOTS
             .iter()
             .take(self.count)
             .filter(|s| !s.gone.load(Ordering::Relaxed))
-            .map(|s| (s.tid.load(Ordering::Relaxed), s.pc.load(Ordering::Acquire)))
+            .map(|s| {
+                let report = s.report.load(Ordering::SeqCst);
+                let pc = report_pc(report, self.gen).unwrap_or(PC_MASK);
+                (s.tid.load(Ordering::Relaxed), pc)
+            })
     }
 
     /// Threads parked.
@@ -339,17 +357,6 @@ fn release(gen: u64) {
 /// a time) and must not block the signal itself.
 pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
     let deadline = Instant::now() + timeout;
-    // 1. No handler of an earlier round may still read the slots (a short
-    // window: between a handler's entry and its report).
-    while INSIDE.load(Ordering::SeqCst) != 0 {
-        if Instant::now() >= deadline {
-            return Err(TargetError::Os {
-                op: "rendezvous: a handler of the previous round is still running",
-                errno: libc::EBUSY,
-            });
-        }
-        std::thread::yield_now();
-    }
     let dir = TaskDir::open()?;
     let gen = LAST_GEN.load(Ordering::Relaxed).saturating_add(1);
     LAST_GEN.store(gen, Ordering::Relaxed);
@@ -366,7 +373,7 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
     let sig = signal();
     let mut first = true;
     loop {
-        // 3. New threads get a slot, then the signal.
+        // 2. New threads get a slot, then the signal.
         let before = stopped.count;
         dir.each_task(|tid| {
             if tid == me {
@@ -384,6 +391,7 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
                 .get(count)
                 .ok_or(TargetError::TooManyThreads { max: MAX_THREADS })?;
             slot.tid.store(tid, Ordering::Relaxed);
+            slot.report.store(0, Ordering::SeqCst);
             slot.gone.store(false, Ordering::Relaxed);
             PENDING.fetch_add(1, Ordering::SeqCst);
             stopped.count = count.saturating_add(1);
@@ -410,7 +418,7 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
                 }
             }
         }
-        // 4. Wait for every slot of this round.
+        // 3. Wait for every slot of this round.
         wait_all(&stopped, deadline, timeout)?;
     }
 }
@@ -429,7 +437,8 @@ const SLICE: Duration = Duration::from_millis(1);
 fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(), TargetError> {
     let missing = || {
         SLOTS.iter().take(stopped.count).filter(|s| {
-            !s.gone.load(Ordering::Relaxed) && s.arrived.load(Ordering::Acquire) != stopped.gen
+            !s.gone.load(Ordering::Relaxed)
+                && report_pc(s.report.load(Ordering::SeqCst), stopped.gen).is_none()
         })
     };
     let mut checked = Instant::now();
@@ -534,7 +543,18 @@ impl Drop for TaskDir {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_tid;
+    use super::{parse_tid, report_pc, tag};
+
+    #[test]
+    fn reports_of_other_rounds_do_not_count() {
+        let pc = 0x5555_0000_1234;
+        for gen in [1, 2, 130_000, 131_070, 131_071, 131_072, u64::MAX - 1] {
+            let r = tag(gen) | pc;
+            assert_eq!(report_pc(r, gen), Some(pc), "{gen}");
+            assert_eq!(report_pc(r, gen + 1), None, "{gen}");
+            assert_eq!(report_pc(0, gen), None, "a cleared report");
+        }
+    }
 
     #[test]
     fn task_names() {
