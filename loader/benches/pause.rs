@@ -17,9 +17,10 @@
 #[path = "../tests/common/demo.rs"]
 mod demo;
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -120,9 +121,42 @@ fn engine() -> Engine<ProcessTarget> {
     Engine::new(target, LoadOptions::default())
 }
 
-/// The pause of the last action.
-fn pause(e: &Engine<ProcessTarget>) -> Duration {
-    e.target().stats().last_pause
+/// Every pause measured, per benchmark, for the percentiles printed at
+/// the end (a mean hides how the scheduler spreads them).
+static SAMPLES: Mutex<BTreeMap<String, Vec<Duration>>> = Mutex::new(BTreeMap::new());
+
+/// The pause of the last action, recorded under `name`.
+fn pause(e: &Engine<ProcessTarget>, name: &str) -> Duration {
+    let p = e.target().stats().last_pause;
+    SAMPLES
+        .lock()
+        .expect("samples")
+        .entry(name.to_string())
+        .or_default()
+        .push(p);
+    p
+}
+
+/// Prints p50 / p90 / p99 / max of every benchmark's pauses.
+fn print_percentiles() {
+    let samples = SAMPLES.lock().expect("samples");
+    eprintln!(
+        "\n{:<22} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        "pause", "n", "p50", "p90", "p99", "max"
+    );
+    for (name, v) in samples.iter() {
+        let mut v = v.clone();
+        v.sort();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "{name:<22} {:>8} {:>10.1?} {:>10.1?} {:>10.1?} {:>10.1?}",
+            v.len(),
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(1.0)
+        );
+    }
 }
 
 /// Runs `action` until it succeeds: under load a thread may not get a CPU
@@ -140,18 +174,24 @@ fn pause_group(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
     let mut e = engine();
+    eprintln!(
+        "membarrier SYNC_CORE: {}; code written through /proc/self/mem: {}",
+        e.target().membarrier_sync_core(),
+        e.target().writes_through_proc_mem()
+    );
     let ids: Vec<(usize, PayloadId)> = RECORDS
         .iter()
         .map(|&n| (n, e.load(&format!("bench{n}"), &payload(n)).expect("load")))
         .collect();
     for threads in THREADS {
         let busy = Busy::new(threads);
+        let name = format!("rendezvous/{threads}");
         g.bench_function(BenchmarkId::new("rendezvous", threads), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     retry(|| e.target_mut().quiesce(&[], &mut |_| Ok(())));
-                    total += pause(&e);
+                    total += pause(&e, &name);
                 }
                 total
             })
@@ -163,7 +203,7 @@ fn pause_group(c: &mut Criterion) {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         retry(|| e.apply(id).map_err(|err| err.to_string()));
-                        total += pause(&e);
+                        total += pause(&e, &format!("apply/{name}"));
                         retry(|| e.revert(id).map_err(|err| err.to_string()));
                     }
                     total
@@ -175,7 +215,7 @@ fn pause_group(c: &mut Criterion) {
                     for _ in 0..iters {
                         retry(|| e.apply(id).map_err(|err| err.to_string()));
                         retry(|| e.revert(id).map_err(|err| err.to_string()));
-                        total += pause(&e);
+                        total += pause(&e, &format!("revert/{name}"));
                     }
                     total
                 })
@@ -187,6 +227,7 @@ fn pause_group(c: &mut Criterion) {
     for (_, id) in ids {
         e.unload(id).expect("unload");
     }
+    print_percentiles();
 }
 
 /// The benchmark group (in a private module: the function the macro

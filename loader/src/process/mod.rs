@@ -705,6 +705,9 @@ impl Target for ProcessTarget {
         let _guard = PATCH_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = sites.iter().find(|s| s.bytes.end > rendezvous::PC_LIMIT) {
+            return Err(TargetError::BadAddress(Addr(s.bytes.start)));
+        }
         let opts = self.opts;
         let mut attempts = 0u32;
         loop {

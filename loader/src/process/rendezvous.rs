@@ -76,6 +76,9 @@ impl Slot {
 /// asked for above them, with 5-level paging).
 const PC_BITS: u32 = 47;
 const PC_MASK: u64 = (1 << PC_BITS) - 1;
+/// Sites must end at or below this address: a PC that does not fit in a
+/// report is reported as this, which must lie outside every site.
+pub const PC_LIMIT: u64 = PC_MASK;
 
 /// The round's tag in a report: never 0, so a cleared report matches no
 /// round. Rounds 2^17 - 1 apart share a tag; a handler that lingers that
