@@ -10,7 +10,7 @@ mod demo;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::fixture;
 use demo::{answer, base, code_bytes, scale, xsplice_demo_answer};
@@ -164,7 +164,36 @@ fn live_patching_in_process() {
     let pristine = code_bytes(xsplice_demo_answer as *const () as usize);
     let mut e = engine();
 
-    // Every version in every code model: apply, observe, revert, observe.
+    // Another thread allocates all along: the rendezvous stops it, perhaps
+    // holding the allocator's lock, so the patcher must not allocate until
+    // it has released it (it would deadlock, or be counted below).
+    let stop = AtomicBool::new(false);
+    let churned = std::thread::scope(|s| {
+        let churn = s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += std::hint::black_box(vec![n; 16]).len() as u64;
+            }
+            n
+        });
+        versions_in_every_code_model(&mut e, pristine);
+        stop.store(true, Ordering::Relaxed);
+        churn.join().unwrap()
+    });
+    assert!(churned > 0);
+    assert!(e.target().inner.stats().last_threads >= 1);
+
+    // The critical sections allocated nothing and only wrote bytes.
+    assert!(e.target().critical_sections >= 18);
+    assert!(e.target().writes >= 36, "two records per apply and revert");
+    assert_eq!(CRITICAL_ALLOCS.load(Ordering::SeqCst), 0);
+    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
+
+    stack_and_replace(&mut e, pristine);
+}
+
+/// Every version in every code model: apply, observe, revert, observe.
+fn versions_in_every_code_model(e: &mut Engine<Watched>, pristine: [u8; 5]) {
     for (v, want) in [("v1", 42), ("v2", 43), ("v3", 44)] {
         let mult = want - 39; // 3, 4, 5
         for flavour in ["nopic", "pic", "large"] {
@@ -186,14 +215,10 @@ fn live_patching_in_process() {
             e.unload(id).unwrap();
         }
     }
+}
 
-    // The critical sections allocated nothing and only wrote bytes.
-    assert!(e.target().critical_sections >= 18);
-    assert!(e.target().writes >= 36, "two records per apply and revert");
-    assert_eq!(CRITICAL_ALLOCS.load(Ordering::SeqCst), 0);
-    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
-
-    // A stack: v1, then v2 and v3 on top; only the top reverts.
+/// A stack: v1, then v2 and v3 on top; only the top reverts; then replace.
+fn stack_and_replace(e: &mut Engine<Watched>, pristine: [u8; 5]) {
     let v1 = e.load("v1", &fixture("live_v1-nopic.o")).unwrap();
     let v2 = e.load("v2", &fixture("live_v2-pic.o")).unwrap();
     let v3 = e.load("v3", &fixture("live_v3-large.o")).unwrap();

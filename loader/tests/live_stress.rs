@@ -521,3 +521,43 @@ fn threads_created_and_exiting_meanwhile() {
     assert_eq!(e.state(id).unwrap(), State::Reverted);
     assert_eq!(answer(), 41);
 }
+
+/// A thread blocked in a restartable system call is stopped and released
+/// without the call failing: `read` on a pipe is interrupted by each
+/// rendezvous, restarts (`SA_RESTART`), and returns the byte written after.
+#[test]
+fn blocked_read_restarts() {
+    let _serial = serial();
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills the two fds it is given.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let [rd, wr] = fds;
+    let reader = thread::spawn(move || {
+        let mut b = 0u8;
+        // SAFETY: reads one byte into `b` from the pipe's read end; the raw
+        // call, so an EINTR would be seen here rather than retried.
+        let n = unsafe { libc::read(rd, (&mut b as *mut u8).cast(), 1) };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        (n, b, errno)
+    });
+    thread::sleep(Duration::from_millis(20));
+    let mut e = engine();
+    let id = e.load("mov", &payload("xsplice_stress_mov")).unwrap();
+    for _ in 0..20 {
+        e.apply(id).unwrap();
+        e.revert(id).unwrap();
+    }
+    assert!(
+        e.target().stats().last_threads >= 2,
+        "the reader was stopped"
+    );
+    // SAFETY: writes one byte from a local to the pipe's write end.
+    assert_eq!(unsafe { libc::write(wr, [7u8].as_ptr().cast(), 1) }, 1);
+    let (n, b, errno) = reader.join().unwrap();
+    assert_eq!((n, b), (1, 7), "read failed: errno {errno:?}");
+    // SAFETY: closes the fds opened above, used no more.
+    unsafe {
+        libc::close(rd);
+        libc::close(wr);
+    }
+}
