@@ -613,10 +613,10 @@ impl<T: Target> Engine<T> {
             .map(|w| Site {
                 record: w.record,
                 bytes: w.addr.0..w.end(),
-                retired: match (undo, w.new_fn.is_empty()) {
-                    (false, _) => w.old_fn.clone(),
-                    (true, false) => w.new_fn.clone(),
-                    (true, true) => w.addr.0..w.addr.0,
+                retired: if undo {
+                    w.new_fn.clone()
+                } else {
+                    w.old_fn.clone()
                 },
             })
             .collect();

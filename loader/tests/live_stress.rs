@@ -10,7 +10,7 @@
 //! as it was.
 //!
 //! `XSPLICE_STRESS_ITERS` sets the apply/revert cycles per case and thread
-//! count (default 300); the counts are printed (`--nocapture`).
+//! count (default 200); the counts are printed (`--nocapture`).
 #![cfg(all(target_os = "linux", target_arch = "x86_64", feature = "write"))]
 
 #[path = "common/asm.rs"]
@@ -92,7 +92,7 @@ fn iters() -> usize {
     std::env::var("XSPLICE_STRESS_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
+        .unwrap_or(200)
 }
 
 fn mov() -> i64 {

@@ -39,20 +39,22 @@
 //!    mapping) or, where the kernel refuses that, through the page made
 //!    writable for the write (see W^X below) with one volatile store per
 //!    byte, so no byte outside the site is ever rewritten.
-//! 4. **Serialise and release.** Intel SDM vol. 3A §8.1.3 ("Handling
-//!    Self- and Cross-Modifying Code") asks the modifying processor to
+//! 4. **Serialise and release.** The Intel SDM, vol. 3A §8.1.3 "Handling
+//!    Self- and Cross-Modifying Code" (§9.1.3 in editions since 2023; the
+//!    AMD APM vol. 2 §7.6.1 says the same), asks the modifying processor to
 //!    write the code and then set a flag, and every executing processor to
 //!    wait for the flag and execute a serialising instruction before it
 //!    runs the new code. The release (a store and a futex wake) is the
 //!    flag; each parked thread, once woken, executes `iretq` to itself
-//!    (serialising, §9.3) before it leaves the handler. Where the kernel
+//!    (serialising: §8.3 "Serializing Instructions") before it leaves the
+//!    handler. Where the kernel
 //!    offers it, `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)`
 //!    runs before the release too, so every CPU running this process
 //!    serialises before its next return to user space. On the patcher's
 //!    own core the write is self-modifying code, which the processor
 //!    detects by physical address whatever the linear address written
-//!    (SDM vol. 3A §11.6), and the system call returns before any patched
-//!    code runs.
+//!    (SDM vol. 3A §11.6 "Self-Modifying Code"), and the system call
+//!    returns before any patched code runs.
 //!
 //! # What neither policy covers
 //!
@@ -71,8 +73,8 @@
 //! masked while it runs. Interrupted system calls restart, except those
 //! that Linux never restarts after a handler (signal(7): `nanosleep`,
 //! `poll`, `epoll_wait`, `select`, timed semaphore and `io_getevents`
-//! waits, ...), which return `EINTR` as with any signal; Rust's standard
-//! library retries them. A thread that blocks the signal cannot be stopped:
+//! waits, ...), which return `EINTR` as with any signal: code that copes
+//! with signals (Rust's `thread::sleep`, `read_exact`, ...) retries them. A thread that blocks the signal cannot be stopped:
 //! the rendezvous times out, naming it, and writes nothing; its pending
 //! signal is recognised as stale when it unblocks.
 //!
@@ -274,7 +276,11 @@ impl ProcessTarget {
     ///   while any thread may still execute its code;
     /// - nothing else in the process rewrites the patched code, or uses
     ///   [`rendezvous_signal`], or maps the executable's text other than
-    ///   read+execute (the target puts it back to read+execute).
+    ///   read+execute (the target puts it back to read+execute);
+    /// - no task outside this thread group shares the address space while
+    ///   an action runs (a `vfork` child that has not yet called `exec`,
+    ///   `clone(CLONE_VM)` without `CLONE_THREAD`): the rendezvous stops
+    ///   the threads listed in `/proc/self/task` only.
     pub unsafe fn new() -> Result<Self, TargetError> {
         let bytes = std::fs::read("/proc/self/exe").map_err(|e| TargetError::Os {
             op: "read /proc/self/exe",

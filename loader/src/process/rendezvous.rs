@@ -167,12 +167,50 @@ fn futex_wake(word: &AtomicU32, n: i32) {
     };
 }
 
-/// Executes `iretq` to the next instruction: IRET is a serialising
-/// instruction (Intel SDM vol. 3A §9.3 "Serializing Instructions"), usable
-/// at CPL 3 to return to CPL 3, and unlike `cpuid` it does not exit to a
-/// hypervisor. The frame is SS, RSP, RFLAGS, CS, RIP of this very point, so
-/// nothing but the instruction pipeline changes.
+/// The process runs with user shadow stacks (CET), under which a
+/// same-privilege `iretq` would pop a shadow-stack frame nobody pushed.
+static SHADOW_STACK: AtomicBool = AtomicBool::new(false);
+
+/// `arch_prctl(ARCH_SHSTK_STATUS)`: whether this thread has a shadow stack
+/// (glibc enables it for every thread of a process, or for none).
+fn shadow_stack_enabled() -> bool {
+    const ARCH_SHSTK_STATUS: libc::c_int = 0x5005;
+    const ARCH_SHSTK_SHSTK: u64 = 1;
+    let mut features = 0u64;
+    // SAFETY: ARCH_SHSTK_STATUS writes one u64 through the pointer; kernels
+    // without shadow-stack support fail with EINVAL and write nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_SHSTK_STATUS,
+            &mut features as *mut u64,
+        )
+    };
+    rc == 0 && features & ARCH_SHSTK_SHSTK != 0
+}
+
+/// Executes a serialising instruction (Intel SDM vol. 3A §8.3
+/// "Serializing Instructions"): `iretq` to the next instruction, which is
+/// allowed at CPL 3 and, unlike `cpuid`, does not exit to a hypervisor;
+/// `cpuid` under user shadow stacks.
 fn serialize() {
+    if SHADOW_STACK.load(Ordering::Relaxed) {
+        // SAFETY: cpuid leaf 0 only writes eax, ebx, ecx, edx; rbx, which
+        // LLVM reserves, is saved and restored around it.
+        unsafe {
+            core::arch::asm!(
+                "mov {t}, rbx",
+                "cpuid",
+                "mov rbx, {t}",
+                t = out(reg) _,
+                inout("eax") 0 => _,
+                out("ecx") _,
+                out("edx") _,
+                options(nostack, preserves_flags),
+            );
+        }
+        return;
+    }
     // SAFETY: builds a 5-quadword interrupt frame on this thread's stack
     // describing the current state (same SS, the RSP before the pushes,
     // same RFLAGS, same CS, the label after `iretq`) and pops it with
@@ -252,6 +290,7 @@ fn wait_release(gen: u64) {
 
 /// Installs the handler of [`signal()`], unless another handler has it.
 pub fn install() -> Result<(), TargetError> {
+    SHADOW_STACK.store(shadow_stack_enabled(), Ordering::Relaxed);
     let sig = signal();
     let ours = on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void)
         as libc::sighandler_t;
