@@ -413,6 +413,14 @@ fn thread_inside_a_site_retries_then_refuses() {
     let before = code_bytes(f as usize);
     let (spinning, h) = spinner(xsplice_stress_spin, &FLAG);
     let err = e.apply(id).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("target: thread {spinning} stopped at 0x"))
+            && message.ends_with(
+                "inside the bytes to write of record 0, at each of 4 attempts: nothing written"
+            ),
+        "{message}"
+    );
     match err {
         EngineError::Target(TargetError::ThreadInSite {
             tid,
