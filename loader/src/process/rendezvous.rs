@@ -491,9 +491,12 @@ fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(
         }
         let now = Instant::now();
         if now >= deadline || now.duration_since(checked) >= SLICE {
-            // A thread that exited after the signal was sent never arrives.
+            // A thread that exited after the signal was sent never arrives;
+            // neither does an exited main thread, a zombie until the whole
+            // process exits (it stays in `/proc/self/task`).
             for slot in missing() {
-                if tgkill(slot.tid.load(Ordering::Relaxed), 0) == Err(libc::ESRCH) {
+                let tid = slot.tid.load(Ordering::Relaxed);
+                if tgkill(tid, 0) == Err(libc::ESRCH) || exited(tid) {
                     drop_gone(slot);
                 }
             }
@@ -509,6 +512,60 @@ fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(
         }
         futex_wait(&PENDING, pending, Some((deadline - now).min(SLICE)));
     }
+}
+
+/// Whether thread `tid` has exited (state `Z` or `X` in
+/// `/proc/self/task/<tid>/stat`), read without allocating.
+fn exited(tid: i32) -> bool {
+    let mut path = [0u8; 48];
+    let Some(path) = task_stat_path(tid, &mut path) else {
+        return false;
+    };
+    // SAFETY: `path` is NUL-terminated; the fd is closed below.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    // SAFETY: reads at most `buf.len()` bytes into buf.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: fd was opened above and is not used after this.
+    unsafe { libc::close(fd) };
+    let len = usize::try_from(n).unwrap_or(0).min(buf.len());
+    matches!(stat_state(buf.get(..len).unwrap_or(&[])), Some(b'Z' | b'X'))
+}
+
+/// `/proc/self/task/<tid>/stat\0` in `buf`.
+fn task_stat_path(tid: i32, buf: &mut [u8; 48]) -> Option<&[u8]> {
+    const HEAD: &[u8] = b"/proc/self/task/";
+    const TAIL: &[u8] = b"/stat\0";
+    let mut digits = [0u8; 10];
+    let mut n = u32::try_from(tid).ok()?;
+    let mut i = digits.len();
+    loop {
+        i = i.checked_sub(1)?;
+        *digits.get_mut(i)? = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = digits.get(i..)?;
+    let end = HEAD.len() + digits.len() + TAIL.len();
+    let out = buf.get_mut(..end)?;
+    let (head, rest) = out.split_at_mut(HEAD.len());
+    let (mid, tail) = rest.split_at_mut(digits.len());
+    head.copy_from_slice(HEAD);
+    mid.copy_from_slice(digits);
+    tail.copy_from_slice(TAIL);
+    Some(out)
+}
+
+/// The state letter of a `stat` line: the first field after the last `)`
+/// (the command name in parentheses may itself hold any character).
+fn stat_state(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close.checked_add(2)?).copied()
 }
 
 /// `/proc/self/task`, open for the rendezvous; listed again from the start
@@ -585,7 +642,7 @@ impl Drop for TaskDir {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_tid, report_pc, tag};
+    use super::{exited, parse_tid, report_pc, stat_state, tag, task_stat_path};
 
     #[test]
     fn reports_of_other_rounds_do_not_count() {
@@ -596,6 +653,25 @@ mod tests {
             assert_eq!(report_pc(r, gen + 1), None, "{gen}");
             assert_eq!(report_pc(0, gen), None, "a cleared report");
         }
+    }
+
+    #[test]
+    fn stat_lines() {
+        assert_eq!(stat_state(b"123 (a) b) Z 1 2 3"), Some(b'Z'));
+        assert_eq!(stat_state(b"123 (worker) S 1 2"), Some(b'S'));
+        assert_eq!(stat_state(b"123 (trunc"), None);
+        let mut buf = [0u8; 48];
+        assert_eq!(
+            task_stat_path(4_194_304, &mut buf),
+            Some(&b"/proc/self/task/4194304/stat\0"[..])
+        );
+        assert_eq!(
+            task_stat_path(0, &mut buf),
+            Some(&b"/proc/self/task/0/stat\0"[..])
+        );
+        assert_eq!(task_stat_path(-1, &mut buf), None);
+        // This very thread is alive.
+        assert!(!exited(super::gettid()));
     }
 
     #[test]
