@@ -10,7 +10,8 @@
 //! as it was.
 //!
 //! `XSPLICE_STRESS_ITERS` sets the apply/revert cycles per case and thread
-//! count (default 200); the counts are printed (`--nocapture`).
+//! count (default: 200, or fewer if they take more than a second); the
+//! counts are printed (`--nocapture`).
 #![cfg(all(target_os = "linux", target_arch = "x86_64", feature = "write"))]
 
 #[path = "common/asm.rs"]
@@ -88,12 +89,22 @@ fn tid() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-fn iters() -> usize {
-    std::env::var("XSPLICE_STRESS_ITERS")
+/// Apply/revert cycles per case and thread count, and the time they may
+/// take: `XSPLICE_STRESS_ITERS` cycles without a time limit, or by default
+/// 200 cycles within 1 s (a machine busy with other work gets fewer; the
+/// count is printed, and at least `MIN_CYCLES` must run).
+fn budget() -> (usize, Option<Duration>) {
+    match std::env::var("XSPLICE_STRESS_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200)
+    {
+        Some(n) => (n, None),
+        None => (200, Some(Duration::from_secs(1))),
+    }
 }
+
+/// The fewest cycles a stress run must make, whatever the load.
+const MIN_CYCLES: usize = 20;
 
 fn mov() -> i64 {
     // SAFETY: `mov eax, 41; ret` or its replacement, both `long (void)`.
@@ -158,7 +169,9 @@ fn refused(e: &EngineError) -> bool {
     )
 }
 
-fn stress(case: &Case, threads: usize, cycles: usize, writes: Writes) -> Report {
+fn stress(case: &Case, threads: usize, writes: Writes) -> Report {
+    let (max_cycles, time) = budget();
+    let mut cycles = 0;
     let mut e = engine_with(writes);
     let id = e.load(case.name, &case.payload).unwrap();
     let pristine: Vec<[u8; 5]> = case.functions.iter().map(|&f| code_bytes(f)).collect();
@@ -184,7 +197,11 @@ fn stress(case: &Case, threads: usize, cycles: usize, writes: Writes) -> Report 
         while started.load(Ordering::SeqCst) < threads as u64 {
             thread::yield_now();
         }
-        for _ in 0..cycles {
+        let start = Instant::now();
+        while cycles < max_cycles
+            && (cycles < MIN_CYCLES || time.is_none_or(|t| start.elapsed() < t))
+        {
+            cycles += 1;
             match e.apply(id) {
                 Ok(()) => report.applied += 1,
                 Err(err) if refused(&err) => {
@@ -239,7 +256,7 @@ fn stress(case: &Case, threads: usize, cycles: usize, writes: Writes) -> Report 
 
 fn run(case: &Case) {
     for threads in [1, 2, 4] {
-        stress(case, threads, iters(), Writes::Default);
+        stress(case, threads, Writes::Default);
     }
 }
 
@@ -282,7 +299,7 @@ fn stress_five_byte_first_instruction() {
     };
     run(&case);
     // The other way of writing code, where `/proc/self/mem` is refused.
-    stress(&case, 4, iters(), Writes::Mprotect);
+    stress(&case, 4, Writes::Mprotect);
 }
 
 #[test]
@@ -508,7 +525,12 @@ fn threads_created_and_exiting_meanwhile() {
                 spawned.fetch_add(1, Ordering::Relaxed);
             }
         });
-        for _ in 0..iters() / 2 {
+        let (cycles, time) = budget();
+        let start = Instant::now();
+        for n in 0..cycles / 2 {
+            if n >= MIN_CYCLES && time.is_some_and(|t| start.elapsed() >= t) {
+                break;
+            }
             match e.apply(id) {
                 Ok(()) => applied += 1,
                 Err(err) if refused(&err) => continue,
