@@ -485,8 +485,10 @@ fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(
     };
     let mut checked = Instant::now();
     loop {
+        // PENDING only decides when to look: a handler of an earlier round
+        // may have decremented it (see the module doc), the reports decide.
         let pending = PENDING.load(Ordering::SeqCst);
-        if pending == 0 && missing().next().is_none() {
+        if missing().next().is_none() {
             return Ok(());
         }
         let now = Instant::now();
