@@ -677,7 +677,8 @@ impl Target for ProcessTarget {
         let m = self.maps.remove(pos);
         // SAFETY: the mapping was created by `allocate`; the engine unmaps a
         // region only when its payload is not applied, so no patch site
-        // jumps into it.
+        // jumps into it, and no thread still runs its code (the caller's
+        // duty, in the `# Safety` of `ProcessTarget::new`).
         unsafe { libc::munmap(m.addr as *mut libc::c_void, m.len as usize) };
         Ok(())
     }
