@@ -37,11 +37,11 @@ use crate::raw::{AltInstrEntry, BugFrameEntry, ExTableEntry};
 use crate::sections;
 
 /// Bytes of one `.xsplice.ex_table` entry.
-pub const EX_TABLE_ENTRY_SIZE: usize = 8;
+pub const EX_TABLE_ENTRY_SIZE: usize = core::mem::size_of::<ExTableEntry>();
 /// Bytes of one `.xsplice.altinstructions` entry.
-pub const ALT_ENTRY_SIZE: usize = 12;
+pub const ALT_ENTRY_SIZE: usize = core::mem::size_of::<AltInstrEntry>();
 /// Bytes of one `.xsplice.bug_frames` entry.
-pub const BUG_FRAME_ENTRY_SIZE: usize = 16;
+pub const BUG_FRAME_ENTRY_SIZE: usize = core::mem::size_of::<BugFrameEntry>();
 /// Alignment of the three tables.
 pub const TABLE_ALIGN: u64 = 4;
 /// Bit 15 of an alternative's `feature`: apply when the feature is absent.
@@ -93,10 +93,13 @@ impl ArchTable {
         }
     }
 
-    /// Offsets within an entry of its `rel32` fields.
-    pub const fn rel32_fields(self) -> &'static [usize] {
+    /// The entry's layout in the layout table (its `rel32` fields are
+    /// those of type [`crate::layout::FieldType::Rel32`]).
+    pub fn layout(self) -> &'static crate::layout::Layout {
         match self {
-            ArchTable::ExTable | ArchTable::AltInstructions | ArchTable::BugFrames => &[0, 4],
+            ArchTable::ExTable => &crate::layout::EX_TABLE_ENTRY,
+            ArchTable::AltInstructions => &crate::layout::ALT_ENTRY,
+            ArchTable::BugFrames => &crate::layout::BUG_FRAME_ENTRY,
         }
     }
 
@@ -403,7 +406,7 @@ fn entries<T: FromBytes + zerocopy::KnownLayout + zerocopy::Immutable>(
     bytes: &[u8],
 ) -> Result<impl Iterator<Item = T> + '_, ArchError> {
     let size = table.entry_size();
-    if bytes.len() % size != 0 {
+    if bytes.len().checked_rem(size) != Some(0) {
         return Err(ArchError::SectionSize {
             table,
             len: bytes.len(),

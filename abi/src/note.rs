@@ -17,7 +17,7 @@ pub const NOTE_NAME: &[u8; 8] = b"XSPLICE\0";
 /// The note type.
 pub const NOTE_TYPE: u32 = 1;
 /// The size of the descriptor this crate knows.
-pub const NOTE_DESC_SIZE: usize = 24;
+pub const NOTE_DESC_SIZE: usize = core::mem::size_of::<NoteDesc>();
 
 /// The decoded ABI note: what a payload says about all its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,11 +96,11 @@ impl fmt::Display for NoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             NoteError::Truncated { len } => {
-                write!(f, "ABI note descriptor is {len} bytes, at least 24 needed")
+                write!(f, "ABI note descriptor is {len} bytes, at least {NOTE_DESC_SIZE} needed")
             }
             NoteError::NonZeroTail { offset } => write!(
                 f,
-                "ABI note descriptor has a non-zero byte at offset {offset}, past the known 24 bytes"
+                "ABI note descriptor has a non-zero byte at offset {offset}, past the known {NOTE_DESC_SIZE} bytes"
             ),
             NoteError::NonZeroReserved { offset } => {
                 write!(f, "ABI note reserved byte at offset {offset} is non-zero")
@@ -145,7 +145,7 @@ impl AbiNote {
         AbiNote {
             format,
             record_version: version,
-            record_size: version.known_size() as u16,
+            record_size: version.known_size_u16(),
             incompat,
             compat: Compat::empty(),
         }
@@ -164,11 +164,13 @@ impl AbiNote {
             .map_err(|_| NoteError::Truncated { len: desc.len() })?;
         if let Some(p) = tail.iter().position(|&b| b != 0) {
             return Err(NoteError::NonZeroTail {
-                offset: NOTE_DESC_SIZE + p,
+                offset: NOTE_DESC_SIZE.saturating_add(p),
             });
         }
         if let Some(p) = raw.reserved.iter().position(|&b| b != 0) {
-            return Err(NoteError::NonZeroReserved { offset: 16 + p });
+            return Err(NoteError::NonZeroReserved {
+                offset: core::mem::offset_of!(NoteDesc, reserved).saturating_add(p),
+            });
         }
         let format = FormatVersion::new(raw.format_major.get(), raw.format_minor.get());
         format.check_supported().map_err(NoteError::Unsupported)?;

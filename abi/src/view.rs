@@ -1,9 +1,11 @@
 //! The canonical view: what every record version decodes into.
 
 use core::fmt;
+use core::mem::offset_of;
 
 use crate::error::ErrorKind;
 use crate::features::{Compat, Incompat};
+use crate::raw::RecordV3;
 use crate::version::RecordVersion;
 
 /// An address in the target's address space (after relocation).
@@ -114,7 +116,9 @@ impl Expect {
         if let Some(pos) = bytes.iter().skip(n).position(|&b| b != 0) {
             return Err(ErrorKind::NonZeroReserved {
                 field: "expect",
-                offset: 64 + n + pos,
+                offset: offset_of!(RecordV3, expect)
+                    .saturating_add(n)
+                    .saturating_add(pos),
             });
         }
         Ok(Expect { len, bytes })
@@ -144,7 +148,7 @@ mod expect_serde {
             for (out, b) in buf.chunks_exact_mut(2).zip(self.as_slice()) {
                 out.copy_from_slice(&[hex(b >> 4), hex(b & 0xf)]);
             }
-            let text = buf.get(..self.len() * 2).unwrap_or(&[]);
+            let text = buf.get(..self.len().saturating_mul(2)).unwrap_or(&[]);
             s.serialize_str(core::str::from_utf8(text).map_err(serde::ser::Error::custom)?)
         }
     }
@@ -244,7 +248,7 @@ impl PatchFunc {
         if let Some(feature) = (self.incompat & Incompat::payload_level()).iter().next() {
             return Err(ErrorKind::PayloadLevelFeature { feature });
         }
-        let outside = self.incompat - Incompat::allowed_in(version);
+        let outside = self.incompat.difference(Incompat::allowed_in(version));
         if let Some(feature) = outside.iter().next() {
             return Err(ErrorKind::FeatureNotInVersion { feature, version });
         }
@@ -262,11 +266,21 @@ impl PatchFunc {
             (
                 self.patch_offset != 0,
                 "patch_offset",
-                52,
+                offset_of!(RecordV3, patch_offset),
                 Incompat::PATCH_OFFSET,
             ),
-            (self.sympos != 0, "sympos", 56, Incompat::SYMPOS),
-            (!self.expect.is_empty(), "expect_len", 60, Incompat::EXPECT),
+            (
+                self.sympos != 0,
+                "sympos",
+                offset_of!(RecordV3, sympos),
+                Incompat::SYMPOS,
+            ),
+            (
+                !self.expect.is_empty(),
+                "expect_len",
+                offset_of!(RecordV3, expect_len),
+                Incompat::EXPECT,
+            ),
         ];
         for (set, field, offset, feature) in gated {
             if set && !self.incompat.contains(feature) {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use goblin::elf::Elf;
 use xsplice_abi::RecordVersion;
-use xsplice_loader::engine::{CodeWriter, Engine, HookOutcome, Target};
+use xsplice_loader::engine::{CodeWriter, Engine, HookOutcome, Site, Target};
 use xsplice_loader::write::{OldTarget, Patch, PayloadBuilder};
 use xsplice_loader::{
     load, Addr, Allocator, Arch, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource,
@@ -312,6 +312,7 @@ impl Target for Mock {
     }
     fn quiesce(
         &mut self,
+        _sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         let start = Instant::now();

@@ -10,8 +10,12 @@ use alloc::vec::Vec;
 use goblin::elf::section_header as sh;
 use goblin::elf::sym;
 use xsplice_abi::arch::ArchTable;
+use xsplice_abi::layout::{FieldType, Layout as EntryLayout};
 use xsplice_abi::sections::{self, HookPoint};
-use xsplice_abi::Addr;
+use xsplice_abi::{Addr, RecordVersion};
+
+/// Size of one hook pointer (a relocated u64).
+const HOOK_POINTER: u64 = core::mem::size_of::<u64>() as u64;
 
 use crate::elf::PayloadElf;
 use crate::error::{LoadError, RelocProblem, SymbolProblem};
@@ -112,7 +116,7 @@ pub(crate) fn relocate(
     elf: &PayloadElf<'_>,
     layout: &mut Layout,
     addrs: &[Option<u64>],
-    record_size: u64,
+    record_shape: (RecordVersion, u64),
     position_independent: bool,
 ) -> Result<(), LoadError> {
     let got_addr = layout.got_addr().unwrap_or(0);
@@ -133,7 +137,7 @@ pub(crate) fn relocate(
             .sections
             .get(rs)
             .is_some_and(|s| s.sh_type == sh::SHT_RELA);
-        let rule = FormatRule::of(section_name, record_size);
+        let rule = FormatRule::of(section_name, record_shape);
         for (index, r) in relocs.iter().enumerate() {
             let symbol_name = || {
                 elf.symbol(r.r_sym)
@@ -237,25 +241,28 @@ pub(crate) fn relocate(
 enum FormatRule {
     /// Any relocation (code and data of the payload).
     Any,
-    /// `.xsplice.funcs`: ABS64 at `new_addr`, `old_addr` and `name`.
-    Records(u64),
+    /// `.xsplice.funcs` of this record version and size: ABS64 at the
+    /// pointer fields of the version's layout (`new_addr`, `old_addr`,
+    /// `name`), taken from the abi's layout table.
+    Records(RecordVersion, u64),
     /// `.xsplice.hooks.*`: ABS64 at each 8-byte pointer.
     Hooks,
     /// Architecture-specific tables: PC-relative 32-bit relocations at the
-    /// `rel32` fields (offsets 0 and 4 of each entry), nothing else.
-    Rel32(u64),
+    /// `rel32` fields of the entry layout (from the abi's layout table),
+    /// nothing else.
+    Rel32(&'static EntryLayout),
     /// Notes and vendor entries: no relocation at all.
     None,
 }
 
 impl FormatRule {
-    fn of(section: &str, record_size: u64) -> FormatRule {
+    fn of(section: &str, (version, size): (RecordVersion, u64)) -> FormatRule {
         if section == sections::FUNCS {
-            FormatRule::Records(record_size.max(1))
+            FormatRule::Records(version, size.max(1))
         } else if HookPoint::from_section(section).is_some() {
             FormatRule::Hooks
         } else if let Some(t) = ArchTable::from_section(section) {
-            FormatRule::Rel32(t.entry_size() as u64)
+            FormatRule::Rel32(t.layout())
         } else if [
             sections::NOTE,
             sections::DEPENDS,
@@ -283,9 +290,23 @@ impl FormatRule {
             };
         match self {
             FormatRule::Any => true,
-            FormatRule::Rel32(size) => rel32 && matches!(offset % size, 0 | 4),
-            FormatRule::Records(size) => abs64 && matches!(offset % size, 0 | 16 | 32),
-            FormatRule::Hooks => abs64 && offset % 8 == 0,
+            FormatRule::Records(version, size) => {
+                let within = offset.checked_rem(size).unwrap_or(u64::MAX);
+                abs64
+                    && xsplice_abi::layout::record(version)
+                        .fields
+                        .iter()
+                        .any(|f| f.ty == FieldType::Pointer && f.offset as u64 == within)
+            }
+            FormatRule::Hooks => abs64 && offset % HOOK_POINTER == 0,
+            FormatRule::Rel32(layout) => {
+                let within = offset.checked_rem(layout.size as u64).unwrap_or(u64::MAX);
+                rel32
+                    && layout
+                        .fields
+                        .iter()
+                        .any(|f| f.ty == FieldType::Rel32 && f.offset as u64 == within)
+            }
             FormatRule::None => false,
         }
     }

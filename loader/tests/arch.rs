@@ -18,7 +18,9 @@ use common::{Bump, Table};
 use xsplice_abi::arch::{ArchTable, BugKind};
 use xsplice_abi::{FormatVersion, Incompat};
 use xsplice_loader::arch_tables::{Alternative, ArchTables};
-use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, PayloadId, Target};
+use xsplice_loader::engine::{
+    CodeWriter, Engine, EngineError, HookOutcome, PayloadId, Site, Target,
+};
 use xsplice_loader::{
     load, Addr, Allocator, Arch, ArchProblem, CpuFeatures, Hook, LoadError, LoadOptions,
     LoadWarning, LoadedPayload, Region, RegionKind, Symbol, SymbolSource, TargetError,
@@ -167,6 +169,7 @@ impl Target for Mem {
     }
     fn quiesce(
         &mut self,
+        _sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         critical(self)
