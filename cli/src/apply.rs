@@ -29,6 +29,8 @@ pub(crate) struct Request<'a> {
     pub force: bool,
     /// Loader options: the signature policy and trusted keys.
     pub opts: LoadOptions,
+    /// The CPU features alternatives are applied for.
+    pub cpu: &'a crate::cpu::CpuArgs,
 }
 
 /// Loads and applies each payload in order (with `replace`, the last one
@@ -38,7 +40,8 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
     inputs.extend(req.payloads.iter().map(PathBuf::as_path));
     files::refuse_overwrite(req.output, &inputs, req.force)?;
 
-    let target = load::open_image(req.image)?;
+    let mut target = load::open_image(req.image)?;
+    target.set_cpu_features(req.cpu.resolve(target.arch())?);
     let mut engine = load::open_engine(target, req.image, &req.opts)?;
     let mut out = Output::default();
     let last = req.payloads.len().saturating_sub(1);

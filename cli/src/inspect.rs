@@ -4,6 +4,7 @@ use std::path::Path;
 
 use xsplice_loader::LoadOptions;
 
+use crate::cpu::CpuArgs;
 use crate::error::CliError;
 use crate::report::Report;
 use crate::{load, Output, Verbosity};
@@ -14,11 +15,13 @@ pub(crate) fn run(
     payload: &Path,
     image: Option<&Path>,
     json: bool,
+    cpu: &CpuArgs,
     opts: &LoadOptions,
     v: Verbosity,
 ) -> Result<Output, CliError> {
     let loaded = load::load(payload, image, opts)?;
-    let report = Report::new(&payload.display().to_string(), &loaded);
+    let cpu = cpu.resolve(loaded.payload.arch)?;
+    let report = Report::new(&payload.display().to_string(), &loaded, cpu);
     render(&report, json, |r| r.text(v.verbose))
 }
 

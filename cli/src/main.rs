@@ -25,6 +25,7 @@
 mod apply;
 mod build;
 mod check;
+mod cpu;
 mod error;
 mod files;
 mod info;
@@ -116,6 +117,9 @@ struct InspectArgs {
     /// Print JSON (documented in cli/JSON.md) instead of text.
     #[arg(long)]
     json: bool,
+    /// Which alternatives would apply.
+    #[command(flatten)]
+    cpu: cpu::CpuArgs,
 }
 
 /// `xsplice check`.
@@ -161,6 +165,9 @@ struct ApplyArgs {
     /// Limits on untrusted input.
     #[command(flatten)]
     limits: limits::LimitArgs,
+    /// The CPU the patched image will run on, for payload alternatives.
+    #[command(flatten)]
+    cpu: cpu::CpuArgs,
 }
 
 /// `xsplice revert`.
@@ -288,6 +295,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             &a.payload,
             a.image.as_deref(),
             a.json,
+            &a.cpu,
             &a.limits.apply(a.trust.load_options()?),
             v,
         ),
@@ -306,6 +314,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 replace: a.replace,
                 force: a.force,
                 opts: a.limits.apply(a.trust.load_options()?),
+                cpu: &a.cpu,
             },
             v,
         ),

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 use xsplice_abi::{AbiNote, Addr, FormatVersion, Incompat};
-use xsplice_loader::LoadedPayload;
+use xsplice_loader::{CpuFeatures, LoadedPayload};
 
 use crate::load::Loaded;
 use crate::text::{esc, name_list};
@@ -176,6 +176,188 @@ pub(crate) struct SectionReport {
     pub size: u64,
 }
 
+/// An exception-table entry.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ExReport {
+    /// Entry index.
+    pub index: usize,
+    /// The instruction that may fault.
+    pub insn: String,
+    /// Where execution resumes.
+    pub fixup: String,
+}
+
+/// An alternative.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AltReport {
+    /// Entry index.
+    pub index: usize,
+    /// Code replaced.
+    pub orig: String,
+    /// Its length.
+    pub orig_len: u8,
+    /// Replacement bytes.
+    pub repl: String,
+    /// Their length.
+    pub repl_len: u8,
+    /// Feature number.
+    pub feature: u16,
+    /// Its name, `null` when unknown.
+    pub feature_name: Option<&'static str>,
+    /// Applies when the feature is absent (bit 15).
+    pub when_absent: bool,
+    /// Whether it applies for the CPU features given (`--cpu-features`).
+    pub applies: bool,
+}
+
+/// A bug frame.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BugReport {
+    /// Entry index.
+    pub index: usize,
+    /// The trap instruction.
+    pub loc: String,
+    /// `BUG` or `WARN`.
+    pub kind: &'static str,
+    /// Source line.
+    pub line: u32,
+    /// Message.
+    pub msg: String,
+}
+
+/// The architecture-specific tables (format 3.1); absent tables are `null`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ArchReport {
+    /// The CPU features the `applies` flags are for.
+    pub cpu_features: Vec<&'static str>,
+    /// `.xsplice.ex_table`.
+    pub ex_table: Option<Vec<ExReport>>,
+    /// `.xsplice.altinstructions`.
+    pub alternatives: Option<Vec<AltReport>>,
+    /// `.xsplice.bug_frames`.
+    pub bug_frames: Option<Vec<BugReport>>,
+}
+
+impl ArchReport {
+    fn new(p: &LoadedPayload, cpu: CpuFeatures) -> Option<ArchReport> {
+        let t = &p.arch_tables;
+        if t.is_empty() {
+            return None;
+        }
+        let names = xsplice_loader::arch_tables::known(p.arch);
+        Some(ArchReport {
+            cpu_features: cpu.names(p.arch).collect(),
+            ex_table: t.ex_table.as_ref().map(|v| {
+                v.iter()
+                    .map(|e| ExReport {
+                        index: e.index,
+                        insn: addr(e.insn),
+                        fixup: addr(e.fixup),
+                    })
+                    .collect()
+            }),
+            alternatives: t.alternatives.as_ref().map(|v| {
+                v.iter()
+                    .map(|a| AltReport {
+                        index: a.index,
+                        orig: addr(a.orig),
+                        orig_len: a.orig_len,
+                        repl: addr(a.repl),
+                        repl_len: a.repl_len,
+                        feature: a.feature.number,
+                        feature_name: names
+                            .iter()
+                            .find(|f| f.number == a.feature.number)
+                            .map(|f| f.name),
+                        when_absent: a.feature.when_absent,
+                        applies: a.applies(cpu),
+                    })
+                    .collect()
+            }),
+            bug_frames: t.bug_frames.as_ref().map(|v| {
+                v.iter()
+                    .map(|b| BugReport {
+                        index: b.index,
+                        loc: addr(b.loc),
+                        kind: b.kind.name(),
+                        line: b.line,
+                        msg: b.msg.clone(),
+                    })
+                    .collect()
+            }),
+        })
+    }
+
+    fn text(&self, o: &mut String) {
+        o.push_str(
+            "
+arch tables
+",
+        );
+        if let Some(ex) = &self.ex_table {
+            o.push_str(&format!(
+                "  ex_table      {} entries
+",
+                ex.len()
+            ));
+            for e in ex {
+                o.push_str(&format!(
+                    "    [{}] insn {} -> fixup {}
+",
+                    e.index, e.insn, e.fixup
+                ));
+            }
+        }
+        if let Some(alts) = &self.alternatives {
+            let cpu = if self.cpu_features.is_empty() {
+                "none".to_string()
+            } else {
+                self.cpu_features.join(",")
+            };
+            o.push_str(&format!(
+                "  alternatives  {} entries (CPU features: {cpu})
+",
+                alts.len()
+            ));
+            for a in alts {
+                let name = a
+                    .feature_name
+                    .map_or_else(|| format!("unknown feature {}", a.feature), String::from);
+                o.push_str(&format!(
+                    "    [{}] {} ({} bytes) <- {} ({} bytes) when {}{}: {}
+",
+                    a.index,
+                    a.orig,
+                    a.orig_len,
+                    a.repl,
+                    a.repl_len,
+                    if a.when_absent { "no " } else { "" },
+                    name,
+                    if a.applies { "applies" } else { "kept" }
+                ));
+            }
+        }
+        if let Some(bugs) = &self.bug_frames {
+            o.push_str(&format!(
+                "  bug_frames    {} entries
+",
+                bugs.len()
+            ));
+            for b in bugs {
+                o.push_str(&format!(
+                    "    [{}] {} {} line {}: {}
+",
+                    b.index,
+                    b.loc,
+                    b.kind,
+                    b.line,
+                    esc(&b.msg)
+                ));
+            }
+        }
+    }
+}
+
 /// Everything `inspect` says about a payload.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Report {
@@ -211,11 +393,13 @@ pub(crate) struct Report {
     pub unresolved: Vec<String>,
     /// The signature and whether it verified against the --trusted-key keys.
     pub signature: crate::sign::SignatureReport,
+    /// The architecture-specific tables (format 3.1), `null` when none.
+    pub arch_tables: Option<ArchReport>,
 }
 
 impl Report {
     /// Builds the report of a loaded payload.
-    pub fn new(file: &str, loaded: &Loaded) -> Report {
+    pub fn new(file: &str, loaded: &Loaded, cpu: CpuFeatures) -> Report {
         let p: &LoadedPayload = &loaded.payload;
         let dry = loaded.unresolved.is_some();
         let placeholder = xsplice_loader::PLACEHOLDER;
@@ -300,6 +484,7 @@ impl Report {
             warnings: p.warnings.iter().map(ToString::to_string).collect(),
             unresolved: loaded.unresolved.clone().unwrap_or_default(),
             signature: (&p.signature).into(),
+            arch_tables: ArchReport::new(p, cpu),
         }
     }
 
@@ -426,6 +611,9 @@ impl Report {
                     v.data
                 ));
             }
+        }
+        if let Some(a) = &self.arch_tables {
+            a.text(&mut o);
         }
         if verbose {
             o.push_str("\nsections\n");

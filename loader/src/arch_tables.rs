@@ -80,6 +80,50 @@ impl CpuFeatures {
         Ok(out)
     }
 
+    /// The features of the CPU this code runs on, when it is an `arch`
+    /// machine (`cpuid` on x86-64, the kernel's HWCAP on AArch64); none for
+    /// another machine.
+    #[cfg(feature = "std")]
+    pub fn native(arch: Arch) -> CpuFeatures {
+        let mut out = CpuFeatures::NONE;
+        #[cfg(target_arch = "x86_64")]
+        if arch == Arch::X86_64 {
+            let has = [
+                std::is_x86_feature_detected!("popcnt"),
+                std::is_x86_feature_detected!("sse4.2"),
+                std::is_x86_feature_detected!("avx"),
+                std::is_x86_feature_detected!("avx2"),
+                std::is_x86_feature_detected!("bmi1"),
+                std::is_x86_feature_detected!("bmi2"),
+                std::is_x86_feature_detected!("ermsb"),
+                fsrm(),
+                std::is_x86_feature_detected!("avx512f"),
+                std::is_x86_feature_detected!("adx"),
+            ];
+            for (f, present) in arch::X86_64_FEATURES.iter().zip(has) {
+                if present {
+                    out = out.with(f.number);
+                }
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if arch == Arch::Aarch64 {
+            let has = [
+                std::arch::is_aarch64_feature_detected!("lse"),
+                std::arch::is_aarch64_feature_detected!("crc"),
+                std::arch::is_aarch64_feature_detected!("sha2"),
+                std::arch::is_aarch64_feature_detected!("sve"),
+            ];
+            for (f, present) in arch::AARCH64_FEATURES.iter().zip(has) {
+                if present {
+                    out = out.with(f.number);
+                }
+            }
+        }
+        let _ = arch;
+        out
+    }
+
     /// The names of the known features present.
     pub fn names(self, arch: Arch) -> impl Iterator<Item = &'static str> {
         known(arch)
@@ -87,6 +131,16 @@ impl CpuFeatures {
             .filter(move |f| self.has(f.number))
             .map(|f| f.name)
     }
+}
+
+/// Fast short `rep movsb` (CPUID leaf 7, EDX bit 4), which the standard
+/// library's feature detection does not name.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn fsrm() -> bool {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    // Leaf 7 exists when leaf 0 reports it; `cpuid` is on every x86-64.
+    let max = __cpuid(0).eax;
+    max >= 7 && __cpuid_count(7, 0).edx & (1 << 4) != 0
 }
 
 /// The feature numbers defined for `arch`.
