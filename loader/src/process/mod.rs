@@ -97,6 +97,7 @@
 //! Nothing in the rendezvous or the critical section allocates or takes a
 //! lock: a stopped thread may hold the allocator's lock.
 
+mod faults;
 mod rendezvous;
 
 use core::time::Duration;
@@ -106,10 +107,12 @@ use std::vec::Vec;
 use goblin::elf::program_header as ph;
 use goblin::elf::Elf;
 
-use crate::engine::{CodeWriter, HookOutcome, Site, Target};
+use crate::arch_tables::{ArchTables, CpuFeatures};
+use crate::engine::{CodeWriter, HookOutcome, PayloadId, Site, Target};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
 use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+use xsplice_abi::arch::ArchTable;
 
 pub use rendezvous::MAX_THREADS;
 
@@ -218,7 +221,13 @@ pub struct ProcessTarget {
     /// so no page of code is ever writable. `None` where the kernel refuses
     /// (then pages are made writable only while the threads are stopped).
     mem: Option<std::fs::File>,
+    /// This target's number among the process's targets: the key of its
+    /// payloads' exception tables and bug frames in the fault handlers.
+    serial: u64,
 }
+
+/// The next [`ProcessTarget::serial`].
+static SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn err(what: &'static str) -> TargetError {
     TargetError::Unsupported(what)
@@ -352,6 +361,7 @@ impl ProcessTarget {
                 .write(true)
                 .open("/proc/self/mem")
                 .ok(),
+            serial: SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -642,6 +652,26 @@ impl CodeWriter for ProcessTarget {
 impl Target for ProcessTarget {
     fn arch(&self) -> Arch {
         Arch::X86_64
+    }
+
+    /// This CPU's features (`cpuid`): alternatives are applied for the
+    /// machine the process runs on.
+    fn cpu_features(&self) -> CpuFeatures {
+        CpuFeatures::native(Arch::X86_64)
+    }
+
+    /// All three tables: exception tables and bug frames through the
+    /// `SIGSEGV`/`SIGBUS`/`SIGILL` handlers of [`faults`].
+    fn honours(&self, _table: ArchTable) -> bool {
+        true
+    }
+
+    fn register_tables(&mut self, id: PayloadId, tables: &ArchTables) -> Result<(), TargetError> {
+        faults::register(self.serial, id.0, tables)
+    }
+
+    fn unregister_tables(&mut self, id: PayloadId) -> Result<(), TargetError> {
+        faults::unregister(self.serial, id.0)
     }
 
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {

@@ -90,6 +90,12 @@ long xsplice_arch_warn(long x)
 	return x;
 }
 
+/* Stops: a BUG trap. */
+void xsplice_arch_bug(void)
+{
+	__asm__ volatile(XSPLICE_BUG_INSN(XSPLICE_BUG_KIND_BUG, "cannot go on"));
+}
+
 #ifdef BAD_REPL
 __asm__(".pushsection .text\n"
 	"881:\tnop\n882:\n"
