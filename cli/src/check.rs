@@ -135,6 +135,22 @@ pub(crate) fn run(
         "  signature: {}",
         crate::sign::SignatureReport::from(&p.signature).text()
     ));
+    let t = &p.arch_tables;
+    if !t.is_empty() {
+        let count = |present: bool, n: usize| {
+            if present {
+                n.to_string()
+            } else {
+                "absent".to_string()
+            }
+        };
+        out.line(format!(
+            "  arch tables (ARCH): ex_table {}, alternatives {}, bug_frames {}; every entry inside the payload",
+            count(t.ex_table.is_some(), t.ex_entries().len()),
+            count(t.alternatives.is_some(), t.alt_entries().len()),
+            count(t.bug_frames.is_some(), t.bug_entries().len()),
+        ));
+    }
     if let Some(img) = image {
         out.line(format!(
             "  would apply to {}: symbols resolved, branch ranges, EXPECT bytes and dependencies checked",

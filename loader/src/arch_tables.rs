@@ -287,8 +287,8 @@ pub enum ArchProblem {
     /// no note: a legacy payload cannot carry the tables).
     #[error("present, but the ABI note does not set incompat bit ARCH (bit 4, format 3.1)")]
     TableWithoutBit,
-    /// Flags: must be alloc, not writable, not executable.
-    #[error("flags {0:#x}: must be SHF_ALLOC only (not writable, not executable)")]
+    /// Flags: must be alloc, not executable.
+    #[error("flags {0:#x}: must be SHF_ALLOC and not SHF_EXECINSTR")]
     Flags(u64),
     /// `sh_addralign` must be a multiple of 4.
     #[error("sh_addralign {0} is not a multiple of 4")]
@@ -363,9 +363,11 @@ pub enum ArchProblem {
     NotHonoured,
 }
 
-/// The flags the tables must have, the ones they must not.
+/// The flags the tables must have, the ones they must not. A writable
+/// table (`"aw"`, what a C array would be) is accepted as records are: it is
+/// mapped read-only once relocated, like every `.xsplice.*` section.
 const WANT: u64 = sh::SHF_ALLOC as u64;
-const FORBID: u64 = (sh::SHF_WRITE | sh::SHF_EXECINSTR) as u64;
+const FORBID: u64 = sh::SHF_EXECINSTR as u64;
 
 /// Checks every table's section header, and the ARCH bit against the
 /// tables present, before anything is allocated.

@@ -13,6 +13,9 @@
  *   BAD_SIZE      a 4-byte .xsplice.ex_table
  *   WRONG_RELOC   an ABS32 relocation in .xsplice.ex_table
  *   OBJECT_ONLY   no records and no note: an input for `xsplice build`
+ *   ALT_ONLY      alternatives only (no exception table, no bug frames):
+ *                 what an offline image can take
+ *   OLD_NAME=f    the record patches f instead of xsplice_demo_answer
  */
 #include "xsplice_abi.h"
 
@@ -47,6 +50,7 @@ extern long xsplice_demo_base(void);
 # define FIXUP_LABEL 3b
 #endif
 
+#ifndef ALT_ONLY
 /* Reads *p; a fault returns -14 (EFAULT) through the exception table. */
 long xsplice_arch_read(const long *p)
 {
@@ -55,6 +59,8 @@ long xsplice_arch_read(const long *p)
 			 : "=r"(v) : "r"(p) : "memory");
 	return v;
 }
+
+#endif /* ALT_ONLY */
 
 /* -1 without the feature; with it, popcnt (x86-64) or 7 (AArch64). */
 long xsplice_arch_popcnt(long x)
@@ -82,6 +88,7 @@ long xsplice_arch_unknown(void)
 	return r;
 }
 
+#ifndef ALT_ONLY
 /* Returns x; a negative x hits a WARN trap first. */
 long xsplice_arch_warn(long x)
 {
@@ -95,6 +102,8 @@ void xsplice_arch_bug(void)
 {
 	__asm__ volatile(XSPLICE_BUG_INSN(XSPLICE_BUG_KIND_BUG, "cannot go on"));
 }
+
+#endif /* ALT_ONLY */
 
 #ifdef BAD_REPL
 __asm__(".pushsection .text\n"
@@ -117,6 +126,11 @@ long xsplice_arch_answer(void)
 }
 
 #ifndef OBJECT_ONLY
+#ifdef OLD_NAME
+# define OLD_NAME_STR XSPLICE_STR(OLD_NAME)
+#else
+# define OLD_NAME_STR "xsplice_demo_answer"
+#endif
 #ifdef RECORD_ARCH
 # define RECORD_INCOMPAT XSPLICE_INCOMPAT_ARCH
 #else
@@ -130,7 +144,7 @@ static struct xsplice_patch_func_v3 xsplice_funcs[]
 		.new_size = 8,
 		.old_addr = 0,
 		.old_size = 16,
-		.name = XSPLICE_ADDR("xsplice_demo_answer"),
+		.name = XSPLICE_ADDR(OLD_NAME_STR),
 		.version = XSPLICE_RECORD_TAG_V3,
 		.size = XSPLICE_RECORD_SIZE_V3,
 		.incompat = RECORD_INCOMPAT,
