@@ -16,16 +16,11 @@ use common::{fails, json, ok, root, run_exe, s, tmp, HV};
 
 /// Builds the payload with extra `-D` flags into `dir`; `None` without gcc.
 fn build(dir: &std::path::Path, tag: &str, defines: &[&str]) -> Option<PathBuf> {
-    let have = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "gcc is missing and XSPLICE_REQUIRE_TOOLS=1"
-        );
-        eprintln!("SKIPPED: gcc is not installed");
+    if !common::have_tool(
+        "gcc",
+        "--version",
+        "inspect_check_and_apply_alternatives_offline",
+    ) {
         return None;
     }
     let out = dir.join(format!("{tag}.o"));

@@ -513,27 +513,27 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
         section: table.section(),
         problem: ArchProblem::Entries(e),
     };
+    // A rel32 field that must name `len` bytes of the payload's text.
+    let text_field = |t: ArchTable, base, index, off, value, name, len: u64| {
+        let a = field(base, index, t, off, value)
+            .map_err(|(i, a)| outside(t.section(), i, name, a, len, "text"))?;
+        if bounds.in_text(a, len) {
+            Ok(a)
+        } else {
+            Err(outside(t.section(), index, name, a, len, "text"))
+        }
+    };
     let mut out = ArchTables::default();
 
     if let Some((base, bytes)) = table_bytes(elf, layout, ArchTable::ExTable) {
         let t = ArchTable::ExTable;
-        let sec = t.section();
         let mut v = Vec::with_capacity(bytes.len() / t.entry_size());
         for (index, e) in arch::ex_entries(bytes)
             .map_err(|e| entries_err(t, e))?
             .enumerate()
         {
-            let check = |off, value, name| {
-                let a = field(base, index, t, off, value)
-                    .map_err(|(i, a)| outside(sec, i, name, a, 1, "text"))?;
-                if bounds.in_text(a, 1) {
-                    Ok(a)
-                } else {
-                    Err(outside(sec, index, name, a, 1, "text"))
-                }
-            };
-            let insn = check(0, e.insn, "insn")?;
-            let fixup = check(4, e.fixup, "fixup")?;
+            let insn = text_field(t, base, index, 0, e.insn, "insn", 1)?;
+            let fixup = text_field(t, base, index, 4, e.fixup, "fixup", 1)?;
             v.push(ExTableEntry {
                 index,
                 insn: Addr(insn),
@@ -551,18 +551,9 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
             .map_err(|e| entries_err(t, e))?
             .enumerate()
         {
-            let check = |off, value, name, len: u8| {
-                let len = u64::from(len);
-                let a = field(base, index, t, off, value)
-                    .map_err(|(i, a)| outside(sec, i, name, a, len, "text"))?;
-                if bounds.in_text(a, len) {
-                    Ok(a)
-                } else {
-                    Err(outside(sec, index, name, a, len, "text"))
-                }
-            };
-            let orig = check(0, e.orig, "orig", e.orig_len)?;
-            let repl = check(4, e.repl, "repl", e.repl_len)?;
+            let (ol, rl) = (u64::from(e.orig_len), u64::from(e.repl_len));
+            let orig = text_field(t, base, index, 0, e.orig, "orig", ol)?;
+            let repl = text_field(t, base, index, 4, e.repl, "repl", rl)?;
             // The fill must be whole instructions, checked now rather
             // than when a CPU happens to select the alternative.
             patch::nops(arch, u64::from(e.orig_len.saturating_sub(e.repl_len))).map_err(
@@ -597,11 +588,7 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
             .enumerate()
         {
             let tlen = trap.len() as u64;
-            let loc = field(base, index, t, 0, e.loc)
-                .map_err(|(i, a)| outside(sec, i, "loc", a, tlen, "text"))?;
-            if !bounds.in_text(loc, tlen) {
-                return Err(outside(sec, index, "loc", loc, tlen, "text"));
-            }
+            let loc = text_field(t, base, index, 0, e.loc, "loc", tlen)?;
             let found = bounds.bytes(loc, tlen).unwrap_or(&[]);
             if found != trap {
                 return Err(LoadError::Arch {
@@ -675,17 +662,19 @@ pub fn apply_alternatives(
                 entry: a.index,
                 problem,
             };
+            // Checked at load; kept as an error rather than a panic.
+            let outside = ArchProblem::Outside {
+                entry: a.index,
+                field: "orig",
+                addr: a.orig,
+                len: u64::from(a.orig_len),
+                inside: "text",
+            };
             let text = payload
                 .regions
                 .iter_mut()
                 .find(|r| r.kind == RegionKind::Text)
-                .ok_or(ArchProblem::Outside {
-                    entry: a.index,
-                    field: "orig",
-                    addr: a.orig,
-                    len: u64::from(a.orig_len),
-                    inside: "text",
-                })?;
+                .ok_or_else(|| outside.clone())?;
             let mut new = text
                 .slice(a.repl, u64::from(a.repl_len))
                 .unwrap_or(&[])
@@ -699,13 +688,7 @@ pub fn apply_alternatives(
                 .bytes
                 .get_mut(start..start.saturating_add(new.len()))
                 .filter(|d| d.len() == usize::from(a.orig_len))
-                .ok_or(ArchProblem::Outside {
-                    entry: a.index,
-                    field: "orig",
-                    addr: a.orig,
-                    len: u64::from(a.orig_len),
-                    inside: "text",
-                })?;
+                .ok_or(outside)?;
             dst.copy_from_slice(&new);
         }
         out.push(AltOutcome {

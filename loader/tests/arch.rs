@@ -11,8 +11,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{Bump, Table};
 use xsplice_abi::arch::{ArchTable, BugKind};
@@ -26,57 +24,14 @@ use xsplice_loader::{
     LoadWarning, LoadedPayload, Region, RegionKind, Symbol, SymbolSource, TargetError,
 };
 
-fn source() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/arch/payload.c")
-}
-
-fn header_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated")
-}
-
-/// Whether `compiler` runs; a skip message, or a failure under
-/// `XSPLICE_REQUIRE_TOOLS=1`, when it does not.
+/// Whether `compiler` runs (see [`common::have_tool`]).
 fn have(compiler: &str, test: &str) -> bool {
-    let ok = Command::new(compiler)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{test}: `{compiler}` is missing and XSPLICE_REQUIRE_TOOLS=1"
-        );
-        eprintln!("SKIPPED {test}: `{compiler}` is not installed");
-    }
-    ok
+    common::have_tool(compiler, test)
 }
 
 /// Builds `payload.c` with `compiler` and `flags`; the object's bytes.
 fn build(compiler: &str, flags: &[&str]) -> Vec<u8> {
-    // One file per build: tests run in parallel and must not read an
-    // object another test is still writing.
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!(
-        "arch-{compiler}-{}-{n}.o",
-        flags.join("").replace(['-', '='], "")
-    );
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let res = Command::new(compiler)
-        .args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-c", "-I"])
-        .arg(header_dir())
-        .args(flags)
-        .arg(source())
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{compiler} {flags:?}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    std::fs::read(&out).unwrap()
+    std::fs::read(common::build_arch(compiler, flags)).unwrap()
 }
 
 /// Memory, symbols and a table registry the test can look into.
@@ -218,12 +173,6 @@ fn applied(mem: &Mem, a: &Alternative) -> bool {
     [repl, fill].concat() == orig
 }
 
-/// The line of `payload.c` that holds `text`.
-fn line_of(text: &str) -> u32 {
-    let src = std::fs::read_to_string(source()).unwrap();
-    src.lines().position(|l| l.contains(text)).unwrap() as u32 + 1
-}
-
 /// Checks every table of a payload built for `arch`.
 fn check_tables(p: &LoadedPayload, arch: Arch) {
     assert_eq!(p.arch, arch);
@@ -280,7 +229,7 @@ fn check_tables(p: &LoadedPayload, arch: Arch) {
     assert_eq!(bugs[0].kind, BugKind::Warn);
     assert_eq!(
         bugs[0].line,
-        line_of("XSPLICE_BUG_KIND_WARN, \"negative value\"")
+        common::arch_line_of("XSPLICE_BUG_KIND_WARN, \"negative value\"")
     );
     assert_eq!(
         p.bytes_at(bugs[0].loc, 2).unwrap(),

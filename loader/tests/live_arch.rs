@@ -10,6 +10,7 @@
 //! `XSPLICE_ARCH_CHILD` set to the payload object's path.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod common;
 #[path = "common/demo.rs"]
 mod demo;
 
@@ -27,34 +28,8 @@ const CHILD: &str = "XSPLICE_ARCH_CHILD";
 /// but not below 2 GiB); `None` when gcc is missing (a failure under
 /// `XSPLICE_REQUIRE_TOOLS=1`).
 fn build() -> Option<PathBuf> {
-    let have = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "gcc is missing and XSPLICE_REQUIRE_TOOLS=1"
-        );
-        eprintln!("SKIPPED: gcc is not installed");
-        return None;
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-arch-payload.o");
-    let res = Command::new("gcc")
-        .args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-fpic", "-c", "-I"])
-        .arg(dir.join("../spec/generated"))
-        .arg(dir.join("tests/arch/payload.c"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    Some(out)
+    common::have_tool("gcc", "tables_are_honoured_live")
+        .then(|| common::build_arch("gcc", &["-fpic"]))
 }
 
 /// An engine over this process with the payload at `path` applied.
@@ -138,7 +113,7 @@ fn tables_are_honoured_live() {
     let warn = child("child_warn");
     let err = String::from_utf8_lossy(&warn.stderr);
     assert!(warn.status.success(), "{:?}\n{err}", warn.status);
-    let line = line_of("XSPLICE_BUG_KIND_WARN, \"negative value\"");
+    let line = common::arch_line_of("XSPLICE_BUG_KIND_WARN, \"negative value\"");
     assert!(
         err.contains(&format!(":{line}: WARN: negative value\n")),
         "{err}"
@@ -155,15 +130,6 @@ fn tables_are_honoured_live() {
     let err = String::from_utf8_lossy(&gone.stderr);
     assert_eq!(gone.status.signal(), Some(libc::SIGSEGV), "{err}");
     assert!(err.contains("fixed up while applied"), "{err}");
-}
-
-/// The line of `payload.c` that holds `text`.
-fn line_of(text: &str) -> usize {
-    let src = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/arch/payload.c"),
-    )
-    .unwrap();
-    src.lines().position(|l| l.contains(text)).unwrap() + 1
 }
 
 /// The payload path in a child; `None` in a normal run.

@@ -126,3 +126,20 @@ pub fn fixture(name: &str) -> String {
 pub fn records(v: &Value) -> &Vec<Value> {
     v["records"].as_array().unwrap()
 }
+
+/// Whether `tool` runs (`tool <version_arg>` succeeds). Missing: fails
+/// under `XSPLICE_REQUIRE_TOOLS=1` (CI), otherwise says `test` is skipped.
+pub fn have_tool(tool: &str, version_arg: &str, test: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{test}: `{tool}` is missing and XSPLICE_REQUIRE_TOOLS=1"
+        );
+        eprintln!("SKIPPED {test}: `{tool}` is not installed");
+    }
+    found
+}

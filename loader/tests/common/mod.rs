@@ -100,3 +100,62 @@ impl Allocator for Bump {
         Ok(Addr(start))
     }
 }
+
+/// Whether `tool` runs. When it does not: a skip message, or a failure
+/// under `XSPLICE_REQUIRE_TOOLS=1` (CI, where every tool is installed).
+pub fn have_tool(tool: &str, test: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{test}: `{tool}` is missing and XSPLICE_REQUIRE_TOOLS=1"
+        );
+        eprintln!("SKIPPED {test}: `{tool}` is not installed");
+    }
+    ok
+}
+
+/// `tests/arch/payload.c`: the format 3.1 payload with every arch table.
+pub fn arch_source() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/arch/payload.c")
+}
+
+/// The 1-based line of `tests/arch/payload.c` that holds `text`.
+pub fn arch_line_of(text: &str) -> u32 {
+    let src = std::fs::read_to_string(arch_source()).unwrap();
+    let i = src.lines().position(|l| l.contains(text)).unwrap();
+    u32::try_from(i + 1).unwrap()
+}
+
+/// Builds `tests/arch/payload.c` with `compiler` and `flags` (against the
+/// generated header) into a file of its own; its path.
+pub fn build_arch(compiler: &str, flags: &[&str]) -> PathBuf {
+    // One file per build: tests run in parallel and must not read an
+    // object another test is still writing.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!(
+        "arch-{compiler}-{}-{}-{n}.o",
+        flags.join("").replace(['-', '='], ""),
+        std::process::id()
+    );
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let res = std::process::Command::new(compiler)
+        .args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-c", "-I"])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated"))
+        .args(flags)
+        .arg(arch_source())
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{compiler} {flags:?}: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out
+}
