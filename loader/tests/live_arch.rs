@@ -126,6 +126,16 @@ fn tables_are_honoured_live() {
     assert!(err.contains(": BUG: cannot go on\n"), "{err}");
     assert!(!err.contains("after the BUG"), "{err}");
 
+    let chained = child("child_chain");
+    let err = String::from_utf8_lossy(&chained.stderr);
+    assert_eq!(
+        chained.status.code(),
+        Some(42),
+        "{:?}\n{err}",
+        chained.status
+    );
+    assert!(err.contains("fixed up while applied"), "{err}");
+
     let gone = child("child_fault_after_revert");
     let err = String::from_utf8_lossy(&gone.stderr);
     assert_eq!(gone.status.signal(), Some(libc::SIGSEGV), "{err}");
@@ -168,4 +178,35 @@ fn child_fault_after_revert() {
     // No longer registered: this fault is the process's own.
     read(BAD);
     eprintln!("still alive: the table was not unregistered");
+}
+
+/// A SIGSEGV handler installed before the target's: it exits with 42.
+extern "C" fn exit_42(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut std::ffi::c_void) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) }
+}
+
+#[test]
+#[ignore = "run by tables_are_honoured_live in a child process"]
+fn child_chain() {
+    let Some(path) = child_payload() else { return };
+    // SAFETY: a zeroed sigaction is valid; the handler only calls _exit.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = exit_42 as *const () as libc::sighandler_t;
+        act.sa_flags = libc::SA_SIGINFO;
+        assert_eq!(
+            libc::sigaction(libc::SIGSEGV, &act, std::ptr::null_mut()),
+            0
+        );
+    }
+    let (mut e, id) = applied(&path);
+    let read = read_fn(e.payload(id).unwrap());
+    // Ours: fixed up, the earlier handler never sees it.
+    assert_eq!(read(BAD), -14);
+    eprintln!("fixed up while applied");
+    e.revert(id).unwrap();
+    // Not ours any more: the earlier handler gets it.
+    read(BAD);
+    eprintln!("not chained");
 }
