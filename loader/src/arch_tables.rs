@@ -371,7 +371,11 @@ const FORBID: u64 = sh::SHF_EXECINSTR as u64;
 
 /// Checks every table's section header, and the ARCH bit against the
 /// tables present, before anything is allocated.
-pub(crate) fn precheck(elf: &PayloadElf<'_>, note: Option<&AbiNote>) -> Result<(), LoadError> {
+pub(crate) fn precheck(
+    elf: &PayloadElf<'_>,
+    note: Option<&AbiNote>,
+    unhonoured: &[ArchTable],
+) -> Result<(), LoadError> {
     let err = |section, problem| LoadError::Arch { section, problem };
     let mut any = false;
     for table in ArchTable::ALL {
@@ -410,6 +414,9 @@ pub(crate) fn precheck(elf: &PayloadElf<'_>, note: Option<&AbiNote>) -> Result<(
         }
         if !note.is_some_and(|n| n.incompat.contains(Incompat::ARCH)) {
             return Err(err(section, ArchProblem::TableWithoutBit));
+        }
+        if unhonoured.contains(&table) {
+            return Err(err(section, ArchProblem::NotHonoured));
         }
     }
     if let Some(i) = elf.find(sections::ALTINSTR_REPLACEMENT) {

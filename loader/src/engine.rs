@@ -33,7 +33,7 @@ use xsplice_abi::arch::ArchTable;
 use xsplice_abi::sections::HookPoint;
 use xsplice_abi::{Incompat, RecordIndex};
 
-use crate::arch_tables::{self, ArchProblem, ArchTables, CpuFeatures};
+use crate::arch_tables::{self, ArchTables, CpuFeatures};
 use crate::ledger::{self, Entry, Identity, Ledger, LedgerError, Original, Placed};
 use crate::patch::{self, PatchError};
 use crate::payload::{Hook, LoadedPayload, Region};
@@ -464,6 +464,10 @@ impl<T: Target> Engine<T> {
         let opts = LoadOptions {
             arch: Some(target.arch()),
             position_independent: target.position_independent(),
+            unhonoured_tables: ArchTable::ALL
+                .into_iter()
+                .filter(|t| !target.honours(*t))
+                .collect(),
             ..opts
         };
         Engine {
@@ -639,16 +643,6 @@ impl<T: Target> Engine<T> {
             let mut alloc = EnvAlloc(&env);
             load(bytes, &self.opts, &EnvSymbols(&env), &mut alloc)?
         };
-        if let Some(t) = ArchTable::ALL
-            .into_iter()
-            .find(|t| payload.arch_tables.has(*t) && !self.target.honours(*t))
-        {
-            return Err(LoadError::Arch {
-                section: t.section(),
-                problem: ArchProblem::NotHonoured,
-            }
-            .into());
-        }
         arch_tables::apply_alternatives(&mut payload, self.target.cpu_features()).map_err(
             |problem| LoadError::Arch {
                 section: xsplice_abi::sections::ALTINSTRUCTIONS,

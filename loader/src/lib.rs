@@ -278,6 +278,11 @@ pub struct LoadOptions {
     /// honour the architecture-specific tables may clear
     /// [`xsplice_abi::Incompat::ARCH`], and tests act as an older loader.
     pub incompat_supported: xsplice_abi::Incompat,
+    /// Architecture-specific tables the target cannot honour (default:
+    /// none). A payload carrying one is refused, naming the section, before
+    /// anything is allocated. [`engine::Engine::new`] fills it from
+    /// [`engine::Target::honours`].
+    pub unhonoured_tables: Vec<xsplice_abi::arch::ArchTable>,
 }
 
 impl Default for LoadOptions {
@@ -293,6 +298,7 @@ impl Default for LoadOptions {
             signature_policy: signature::SignaturePolicy::default(),
             trusted_keys: Vec::new(),
             incompat_supported: xsplice_abi::Incompat::all(),
+            unhonoured_tables: Vec::new(),
         }
     }
 }

@@ -307,7 +307,7 @@ pub fn load(
             )));
         }
     }
-    arch_tables::precheck(&elf, note.as_ref())?;
+    arch_tables::precheck(&elf, note.as_ref(), &opts.unhonoured_tables)?;
     let build_id = read_build_id(&elf, sections::BUILD_ID)?;
     let depends = read_build_id(&elf, sections::DEPENDS)?;
     if !elf.is_alloc(funcs) {
