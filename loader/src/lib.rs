@@ -61,10 +61,14 @@ pub mod patch;
 mod payload;
 mod reloc;
 
+#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+mod exe;
 #[cfg(feature = "std")]
 pub mod image;
 #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
 pub mod process;
+#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+pub mod ptrace;
 #[cfg(feature = "std")]
 mod symtab;
 #[cfg(feature = "write")]
@@ -189,6 +193,10 @@ pub enum TargetError {
     /// A target-specific failure.
     #[error("{0}")]
     Other(alloc::string::String),
+    /// A failure of the ptrace target (another process).
+    #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+    #[error(transparent)]
+    Ptrace(#[from] ptrace::PtraceError),
 }
 
 /// Limits and knowledge the loader applies to untrusted payloads.

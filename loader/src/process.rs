@@ -21,13 +21,11 @@ use std::string::ToString;
 use std::sync::Mutex;
 use std::vec::Vec;
 
-use goblin::elf::program_header as ph;
-use goblin::elf::Elf;
-
 use crate::engine::{CodeWriter, HookOutcome, Target};
+use crate::exe::Executable;
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
-use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
 /// Serialises every patcher of this process.
 static PATCH_LOCK: Mutex<()> = Mutex::new(());
@@ -72,63 +70,17 @@ impl ProcessTarget {
     pub fn new() -> Result<Self, TargetError> {
         let bytes =
             std::fs::read("/proc/self/exe").map_err(|e| TargetError::Other(e.to_string()))?;
-        let elf = Elf::parse(&bytes).map_err(|e| TargetError::Other(e.to_string()))?;
         // SAFETY: getauxval only reads the auxiliary vector the kernel gave
         // this process; AT_PHDR is always present for a dynamically loaded
         // or static ELF executable on Linux.
         let at_phdr = unsafe { libc::getauxval(libc::AT_PHDR) };
-        let phdr_vaddr = elf
-            .program_headers
-            .iter()
-            .find(|p| p.p_type == ph::PT_PHDR)
-            .map(|p| p.p_vaddr)
-            .or_else(|| {
-                elf.program_headers
-                    .iter()
-                    .find(|p| p.p_type == ph::PT_LOAD && p.p_offset == 0)
-                    .map(|p| p.p_vaddr + elf.header.e_phoff)
-            })
-            .ok_or_else(|| err("executable has no PT_PHDR nor a PT_LOAD at offset 0"))?;
-        let bias = at_phdr.wrapping_sub(phdr_vaddr);
-        let segment = |p: &ph::ProgramHeader| {
-            (
-                p.p_vaddr.wrapping_add(bias),
-                p.p_vaddr.wrapping_add(bias) + p.p_memsz,
-            )
-        };
-        let loads = || {
-            elf.program_headers
-                .iter()
-                .filter(|p| p.p_type == ph::PT_LOAD)
-        };
-        let text: Vec<_> = loads()
-            .filter(|p| p.p_flags & ph::PF_X != 0)
-            .map(segment)
-            .collect();
-        let loaded = loads().map(segment).collect();
-        if text.is_empty() {
-            return Err(err("executable has no executable segment"));
-        }
-        let build_id = elf.section_headers.iter().find_map(|s| {
-            (elf.shdr_strtab.get_at(s.sh_name) == Some(xsplice_abi::sections::BUILD_ID)).then(
-                || {
-                    let start = usize::try_from(s.sh_offset).ok()?;
-                    let data =
-                        bytes.get(start..start.checked_add(usize::try_from(s.sh_size).ok()?)?)?;
-                    notes::build_id(data).ok().map(<[u8]>::to_vec)
-                },
-            )?
-        });
-        let symbols = SymbolTable::from_elf(&elf, bias);
-        if symbols.is_empty() {
-            return Err(err("executable has no .symtab (it must not be stripped)"));
-        }
+        let exe = Executable::parse(&bytes, at_phdr).map_err(err)?;
         Ok(ProcessTarget {
-            symbols,
-            text,
-            loaded,
+            symbols: exe.symbols,
+            text: exe.text,
+            loaded: exe.loaded,
             maps: Vec::new(),
-            build_id,
+            build_id: exe.build_id,
         })
     }
 

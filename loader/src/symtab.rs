@@ -64,6 +64,20 @@ impl SymbolTable {
         SymbolTable { entries }
     }
 
+    /// The `[start, end)` of the sized symbol that contains `addr` (the
+    /// function around a patch site), if any.
+    pub(crate) fn containing(&self, addr: u64) -> Option<(u64, u64)> {
+        self.entries
+            .iter()
+            .map(|e| {
+                (
+                    e.symbol.addr.0,
+                    e.symbol.addr.0.saturating_add(e.symbol.size),
+                )
+            })
+            .find(|&(lo, hi)| lo <= addr && addr < hi)
+    }
+
     /// Whether the table is empty (a stripped executable).
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()

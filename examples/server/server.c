@@ -1,0 +1,88 @@
+/*
+ * server.c - a multi-threaded "server" to patch while it runs (xsplice
+ * apply --pid). Worker threads call the buggy with_vat() in a tight loop
+ * and count what it returns; the main thread prints one line per tick:
+ *
+ *   tick 12 vat 1100 old 48213 new 0 bad 0 fixes 0
+ *
+ *   vat    the last value returned for 1000 cents
+ *   old    results equal to the buggy value (10% VAT) during the tick
+ *   new    results equal to the fixed value (20% VAT) during the tick
+ *   bad    any other result: must stay 0 (a torn patch would show here)
+ *   fixes  server_fixes, bumped by the fix payload's hooks
+ *
+ * Usage: server [THREADS [TICK_MS [TICKS]]]   (defaults 4, 100, forever)
+ * Build: gcc -O2 -pthread -Wl,--build-id server.c -o server
+ * (PIE by default; keep the symbol table: do not strip.)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+/* The rate the fix reads; the bug ignores it. */
+long vat_percent = 20;
+/* Bumped by the fix's hooks, run in this process by the patcher. */
+volatile long server_fixes;
+
+/* BUG: charges 10% VAT instead of vat_percent. */
+__attribute__((noipa)) long with_vat(long cents)
+{
+	return cents + cents / 10;
+}
+
+static atomic_long n_old, n_new, n_bad;
+static atomic_long last = 0;
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		long v = with_vat(1000);
+		if (v == 1100)
+			atomic_fetch_add_explicit(&n_old, 1, memory_order_relaxed);
+		else if (v == 1200)
+			atomic_fetch_add_explicit(&n_new, 1, memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&n_bad, 1, memory_order_relaxed);
+		atomic_store_explicit(&last, v, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int threads = argc > 1 ? atoi(argv[1]) : 4;
+	long tick_ms = argc > 2 ? atol(argv[2]) : 100;
+	long ticks = argc > 3 ? atol(argv[3]) : -1;
+
+#if defined(PR_SET_PTRACER) && defined(PR_SET_PTRACER_ANY)
+	/* Under Yama ptrace_scope 1 only an ancestor may attach: let any
+	 * process of this user patch this example. */
+	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+#endif
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("server %d: %d threads\n", (int)getpid(), threads);
+	for (int i = 0; i < threads; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, worker, NULL) != 0) {
+			perror("pthread_create");
+			return 1;
+		}
+	}
+	for (long n = 1; ticks < 0 || n <= ticks; n++) {
+		struct timespec ts = { tick_ms / 1000, (tick_ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0)
+			;
+		printf("tick %ld vat %ld old %ld new %ld bad %ld fixes %ld\n", n,
+		       atomic_load(&last), atomic_exchange(&n_old, 0),
+		       atomic_exchange(&n_new, 0), atomic_exchange(&n_bad, 0),
+		       server_fixes);
+	}
+	return 0;
+}

@@ -1,0 +1,187 @@
+//! Patching another process through ptrace: the example server
+//! (`examples/server/`, built by gcc here) runs four worker threads calling
+//! `with_vat` in a tight loop while this test applies and reverts the fix
+//! in it, many times. Every result the server sees is the old or the new
+//! value, never anything else, and it never crashes.
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+#[path = "../../examples/server/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Built, Server};
+use xsplice_loader::engine::{Engine, EngineError, Target};
+use xsplice_loader::ptrace::{PtraceError, PtraceOptions, PtraceTarget};
+use xsplice_loader::{Addr, LoadOptions, SymbolSource, TargetError};
+
+/// Builds the example, or skips (loudly) when gcc is missing.
+fn built(name: &str) -> Option<Built> {
+    match harness::build(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), name) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            harness::skip(&e);
+            None
+        }
+    }
+}
+
+/// Attaches to the server, or skips when this machine forbids ptrace.
+fn attach(server: &Server) -> Option<PtraceTarget> {
+    match PtraceTarget::attach(server.pid, PtraceOptions::default()) {
+        Ok(t) => Some(t),
+        Err(e @ (PtraceError::Permission { .. } | PtraceError::Attach { .. })) => {
+            harness::skip(&format!("ptrace is not permitted here: {e}"));
+            None
+        }
+        Err(e) => panic!("attach: {e}"),
+    }
+}
+
+fn read_code(t: &PtraceTarget, addr: Addr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    t.read(addr, &mut b).unwrap();
+    b
+}
+
+/// How many apply/revert rounds: small by default, `XSPLICE_PTRACE_LOOPS`
+/// for a longer run.
+fn loops() -> u32 {
+    std::env::var("XSPLICE_PTRACE_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+#[test]
+fn apply_and_revert_while_threads_run() {
+    let Some(b) = built("apply_revert") else {
+        return;
+    };
+    let mut server = Server::start(&b.server, 4, 50);
+    let before = server.tick();
+    assert_eq!(before.vat, 1100, "the bug is live: {before:?}");
+    let Some(target) = attach(&server) else {
+        return;
+    };
+    let site = target.lookup("with_vat").unwrap().addr;
+    let original = read_code(&target, site);
+    let fix = std::fs::read(&b.fix).unwrap();
+    let mut engine = Engine::new(target, LoadOptions::default());
+    let id = engine.load("fix.o", &fix).unwrap();
+
+    engine.apply(id).unwrap();
+    let t = server.settled();
+    assert_eq!((t.vat, t.old, t.fixes), (1200, 0, 1), "fixed: {t:?}");
+    assert!(t.new > 0, "the workers run: {t:?}");
+    assert_eq!(
+        read_code(engine.target(), site)[0],
+        0xe9,
+        "a jmp rel32 at with_vat"
+    );
+
+    // The same payload again: refused, nothing written.
+    let patched = read_code(engine.target(), site);
+    assert!(matches!(
+        engine.apply(id),
+        Err(EngineError::WrongState { .. })
+    ));
+    assert_eq!(read_code(engine.target(), site), patched);
+
+    engine.revert(id).unwrap();
+    let t = server.settled();
+    assert_eq!((t.vat, t.new, t.fixes), (1100, 0, 0), "reverted: {t:?}");
+    assert_eq!(read_code(engine.target(), site), original);
+
+    let n = loops();
+    for _ in 0..n {
+        engine.apply(id).unwrap();
+        engine.revert(id).unwrap();
+    }
+    let t = server.settled();
+    assert_eq!(
+        (t.vat, t.new, t.fixes),
+        (1100, 0, 0),
+        "after {n} rounds: {t:?}"
+    );
+    assert_eq!(read_code(engine.target(), site), original);
+    assert!(server.alive());
+    let pauses = engine.target().pauses();
+    let mut sorted: Vec<Duration> = pauses.to_vec();
+    sorted.sort();
+    eprintln!(
+        "ptrace rendezvous, 4 busy threads + main, {} writes: median {:?}, max {:?}, {} retries",
+        sorted.len(),
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
+        sorted.last().copied().unwrap_or_default(),
+        engine.target().retries(),
+    );
+    assert_eq!(sorted.len(), 2 * n as usize + 2);
+}
+
+#[test]
+fn ledger_lives_in_the_process() {
+    let Some(b) = built("ledger") else {
+        return;
+    };
+    let server = Server::start(&b.server, 2, 50);
+    let Some(mut target) = attach(&server) else {
+        return;
+    };
+    assert_eq!(target.ledger_read().unwrap(), None);
+    target.ledger_write(b"first").unwrap();
+    assert_eq!(
+        target.ledger_read().unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.pid)).unwrap();
+    assert!(maps.contains("/memfd:xsplice-ledger"), "{maps}");
+    drop(target);
+
+    // A later patcher finds it; growing and shrinking work; too large is refused.
+    let mut again = attach(&server).unwrap();
+    assert_eq!(again.ledger_read().unwrap().as_deref(), Some(&b"first"[..]));
+    let big = vec![7u8; 100_000];
+    again.ledger_write(&big).unwrap();
+    assert_eq!(again.ledger_read().unwrap(), Some(big));
+    again.ledger_write(b"x").unwrap();
+    assert_eq!(again.ledger_read().unwrap().as_deref(), Some(&b"x"[..]));
+    let huge = vec![0u8; 2 << 20];
+    assert!(matches!(
+        again.ledger_write(&huge),
+        Err(TargetError::Ptrace(PtraceError::LedgerFull { .. }))
+    ));
+    assert_eq!(again.ledger_read().unwrap().as_deref(), Some(&b"x"[..]));
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.pid)).unwrap();
+    assert_eq!(maps.matches("/memfd:xsplice-ledger").count(), 1, "{maps}");
+}
+
+#[test]
+fn unknown_and_gone_processes() {
+    assert_eq!(
+        PtraceTarget::attach(i32::MAX, PtraceOptions::default()).unwrap_err(),
+        PtraceError::UnknownPid { pid: i32::MAX }
+    );
+    let Some(b) = built("gone") else {
+        return;
+    };
+    let mut server = Server::start(&b.server, 1, 50);
+    let Some(target) = attach(&server) else {
+        return;
+    };
+    let pid = server.pid;
+    drop(std::mem::replace(
+        &mut server,
+        Server::start(&b.server, 1, 50),
+    ));
+    let fix = std::fs::read(&b.fix).unwrap();
+    let mut engine = Engine::new(target, LoadOptions::default());
+    let err = engine.load("fix.o", &fix).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Load(xsplice_loader::LoadError::Target(TargetError::Ptrace(
+            PtraceError::NoSuchProcess { pid }
+        ))),
+        "{err}"
+    );
+}
