@@ -30,6 +30,7 @@ mod files;
 mod info;
 mod inspect;
 mod load;
+mod pid;
 mod report;
 mod upgrade;
 
@@ -70,8 +71,12 @@ enum Command {
     Inspect(InspectArgs),
     /// Load a payload fully (and with --image, check it would apply) without writing anything.
     Check(CheckArgs),
-    /// Apply payloads to an executable image offline and write the patched image.
+    /// Apply payloads to an executable image offline and write the patched image, or to a running process (--pid).
     Apply(ApplyArgs),
+    /// Revert the top payload (or all) applied to a running process.
+    Revert(pid::RevertArgs),
+    /// List the payloads applied to a running process.
+    List(pid::ListArgs),
     /// Build a payload of any record version from an object file of replacement functions.
     Build(build::BuildArgs),
     /// Rewrite a payload's records into another record version.
@@ -105,6 +110,9 @@ struct CheckArgs {
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
+    /// Check against the running process PID instead (its code is not changed).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "json"])]
+    pid: Option<i32>,
     /// Print the verdict as JSON (documented in cli/JSON.md).
     #[arg(long)]
     json: bool,
@@ -114,11 +122,14 @@ struct CheckArgs {
 #[derive(Debug, Args)]
 struct ApplyArgs {
     /// The executable image to patch (with `.xsplice.arena.*` sections and a .symtab).
-    #[arg(long, value_name = "IMAGE")]
-    image: PathBuf,
+    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
+    image: Option<PathBuf>,
     /// Where to write the patched image (mode 0755).
-    #[arg(short, long, value_name = "OUT")]
-    output: PathBuf,
+    #[arg(short, long, value_name = "OUT", required_unless_present = "pid")]
+    output: Option<PathBuf>,
+    /// Patch the running process PID instead of an image (through ptrace).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
+    pid: Option<i32>,
     /// Payloads, applied as a stack in this order.
     #[arg(required = true, value_name = "PAYLOAD")]
     payloads: Vec<PathBuf>,
@@ -217,17 +228,28 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
     };
     match &cli.command {
         Command::Inspect(a) => inspect::run(&a.payload, a.image.as_deref(), a.json, v),
-        Command::Check(a) => check::run(&a.payload, a.image.as_deref(), a.json, v),
-        Command::Apply(a) => apply::run(
-            &apply::Request {
-                image: &a.image,
-                output: &a.output,
-                payloads: &a.payloads,
-                replace: a.replace,
-                force: a.force,
-            },
-            v,
-        ),
+        Command::Check(a) => match a.pid {
+            Some(pid) => pid::check(pid, &a.payload, v),
+            None => check::run(&a.payload, a.image.as_deref(), a.json, v),
+        },
+        Command::Apply(a) => match (a.pid, &a.image, &a.output) {
+            (Some(pid), _, _) => pid::apply(pid, &a.payloads, a.replace, v),
+            (None, Some(image), Some(output)) => apply::run(
+                &apply::Request {
+                    image,
+                    output,
+                    payloads: &a.payloads,
+                    replace: a.replace,
+                    force: a.force,
+                },
+                v,
+            ),
+            _ => Err(CliError::new(
+                "apply needs --image IMAGE -o OUT, or --pid PID",
+            )),
+        },
+        Command::Revert(a) => pid::revert(a, v),
+        Command::List(a) => pid::list(a, v),
         Command::Build(a) => build::run(a, v),
         Command::Upgrade(a) => upgrade::run(&a.payload, a.to, &a.output, a.force, v),
         Command::Layout(a) => info::layout(a.version, a.json),

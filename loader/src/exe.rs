@@ -9,8 +9,8 @@ use std::vec::Vec;
 use goblin::elf::program_header as ph;
 use goblin::elf::Elf;
 
-use crate::notes;
 use crate::symtab::SymbolTable;
+use crate::{notes, RegionKind};
 
 /// What a live target needs to know about its executable.
 #[derive(Debug, Clone)]
@@ -96,4 +96,25 @@ impl Executable {
         let end = addr.saturating_add(len);
         ranges.iter().any(|&(lo, hi)| addr >= lo && end <= hi)
     }
+}
+
+/// A payload region a live target created: `[addr, addr+len)` of `kind`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mapping {
+    /// Start (page-aligned).
+    pub addr: u64,
+    /// Length (whole pages).
+    pub len: u64,
+    /// What it holds, hence its permissions.
+    pub kind: RegionKind,
+}
+
+/// Whether `[addr, addr+len)` lies in one of `maps` of the given kinds.
+/// Allocation-free: the in-process target calls it inside the critical
+/// section.
+pub(crate) fn in_maps(maps: &[Mapping], kinds: &[RegionKind], addr: u64, len: u64) -> bool {
+    let end = addr.saturating_add(len);
+    maps.iter()
+        .filter(|m| kinds.contains(&m.kind))
+        .any(|m| addr >= m.addr && end <= m.addr.saturating_add(m.len))
 }

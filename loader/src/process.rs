@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::vec::Vec;
 
 use crate::engine::{CodeWriter, HookOutcome, Target};
-use crate::exe::Executable;
+use crate::exe::{self, Executable, Mapping};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
 use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
@@ -33,13 +33,6 @@ static PATCH_LOCK: Mutex<()> = Mutex::new(());
 const PAGE: u64 = 4096;
 /// How far from the executable's text payload regions may be placed.
 const REACH: u64 = 1 << 30;
-
-#[derive(Debug, Clone, Copy)]
-struct Mapping {
-    addr: u64,
-    len: u64,
-    kind: RegionKind,
-}
 
 /// The running process as a patch target.
 #[derive(Debug)]
@@ -97,11 +90,7 @@ impl ProcessTarget {
     /// the given kinds. Allocation-free: `write_code` calls it inside the
     /// critical section.
     fn in_maps(&self, kinds: &[RegionKind], addr: u64, len: u64) -> bool {
-        let end = addr.saturating_add(len);
-        self.maps
-            .iter()
-            .filter(|m| kinds.contains(&m.kind))
-            .any(|m| addr >= m.addr && end <= m.addr.saturating_add(m.len))
+        exe::in_maps(&self.maps, kinds, addr, len)
     }
 
     /// Whether `[addr, addr+len)` is code this target may rewrite.

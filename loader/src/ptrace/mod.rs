@@ -81,7 +81,7 @@ use std::time::Duration;
 use std::vec::Vec;
 
 use crate::engine::{CodeWriter, HookOutcome, Target};
-use crate::exe::Executable;
+use crate::exe::{self, Executable, Mapping};
 use crate::payload::{Hook, Region};
 use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
@@ -91,6 +91,9 @@ use sys::Mem;
 const PAGE: u64 = 4096;
 /// How far from the executable's text payload regions may be placed.
 const REACH: u64 = 1 << 30;
+/// The lowest address regions are placed at (Linux's default
+/// `vm.mmap_min_addr`).
+const MIN_ADDR: u64 = 0x10000;
 /// Largest executable read from `/proc/PID/exe`.
 const MAX_EXE: u64 = 256 << 20;
 /// The name of the ledger's memory file in the target.
@@ -324,14 +327,6 @@ impl PtraceError {
     }
 }
 
-/// A payload region created in the target by this patcher.
-#[derive(Debug, Clone, Copy)]
-struct Mapping {
-    addr: u64,
-    len: u64,
-    kind: RegionKind,
-}
-
 /// Another process, patched through `ptrace`. See the module docs.
 #[derive(Debug)]
 pub struct PtraceTarget {
@@ -541,9 +536,14 @@ impl PtraceTarget {
         let (lo, hi) = self.exe.text_span();
         let low_limit = hi.saturating_sub(REACH);
         let high_limit = lo.saturating_add(REACH);
-        let gaps = lines
-            .windows(2)
-            .filter_map(|w| Some((w.first()?.end, w.get(1)?.start)));
+        // The gaps between mappings, and the one below the first mapping
+        // (down to the usual `vm.mmap_min_addr`).
+        let first = lines.first().map(|l| (MIN_ADDR, l.start));
+        let gaps = first.into_iter().chain(
+            lines
+                .windows(2)
+                .filter_map(|w| Some((w.first()?.end, w.get(1)?.start))),
+        );
         let mut below: Option<u64> = None;
         let mut above: Option<u64> = None;
         for (g0, g1) in gaps {
@@ -707,11 +707,7 @@ impl PtraceTarget {
     /// Whether `[addr, addr+len)` lies in one of this patcher's regions of
     /// the given kinds.
     fn in_maps(&self, kinds: &[RegionKind], addr: u64, len: u64) -> bool {
-        let end = addr.saturating_add(len);
-        self.maps
-            .iter()
-            .filter(|m| kinds.contains(&m.kind))
-            .any(|m| addr >= m.addr && end <= m.addr.saturating_add(m.len))
+        exe::in_maps(&self.maps, kinds, addr, len)
     }
 }
 

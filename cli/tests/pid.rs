@@ -1,0 +1,143 @@
+//! `xsplice apply|check|list|revert --pid` on the example server
+//! (`examples/server/`, built by gcc here) while its worker threads call
+//! the patched function in a tight loop.
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+#[path = "../../examples/server/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use harness::{Built, Server};
+
+fn xsplice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xsplice"))
+        .args(args)
+        .output()
+        .expect("run xsplice")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn built(name: &str) -> Option<Built> {
+    match harness::build(Path::new(env!("CARGO_TARGET_TMPDIR")), name) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            harness::skip(&e);
+            None
+        }
+    }
+}
+
+/// `check --pid`, or a skip when ptrace is refused on this machine.
+/// Returns the address of the patch site, read from the output.
+fn check(pid: &str, payload: &Path) -> Option<u64> {
+    let o = xsplice(&["check", "--pid", pid, payload.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    if !o.status.success() && err.contains("no permission") {
+        harness::skip(&format!("ptrace is refused here: {err}"));
+        return None;
+    }
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    let site = out
+        .split_whitespace()
+        .skip_while(|w| *w != "site")
+        .nth(1)
+        .expect("a site in the output");
+    Some(u64::from_str_radix(site.trim_start_matches("0x"), 16).unwrap())
+}
+
+/// The code bytes at `addr` in process `pid`.
+fn code(pid: i32, addr: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut b = vec![0u8; 16];
+    mem.read_exact_at(&mut b, addr).unwrap();
+    b
+}
+
+#[test]
+fn fix_a_running_server_by_pid() {
+    let Some(b) = built("cli_pid") else {
+        return;
+    };
+    let mut server = Server::start(&b.server, 4, 50);
+    let pid = server.pid.to_string();
+    assert_eq!(server.tick().vat, 1100);
+    let Some(site) = check(&pid, &b.fix) else {
+        return;
+    };
+    let original = code(server.pid, site);
+
+    // A payload bound to another build of the server: refused, untouched.
+    let plain = b.dir.join("plain.o");
+    let other = b.dir.join("other.o");
+    let gcc = Command::new("gcc")
+        .args([
+            "-O2",
+            "-fpie",
+            "-fno-stack-protector",
+            "-DFIX_CODE_ONLY",
+            "-c",
+        ])
+        .arg(harness::example_dir().join("fix.c"))
+        .arg("-o")
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(gcc.success());
+    let o = xsplice(&[
+        "build",
+        plain.to_str().unwrap(),
+        "-o",
+        other.to_str().unwrap(),
+        "--patch",
+        "with_vat=fix_with_vat,old-size=16",
+        "--depends",
+        "00112233445566778899aabbccddeeff00112233",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = xsplice(&["apply", "--pid", &pid, other.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("hint: the payload was built for another binary"),
+        "{err}"
+    );
+    assert_eq!(code(server.pid, site), original, "a refusal writes nothing");
+    assert_eq!(server.settled().vat, 1100);
+
+    // The fix, applied by PID while the workers run.
+    let o = xsplice(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("applied") && out.contains("threads stopped for"),
+        "{out}"
+    );
+    let t = server.settled();
+    assert_eq!((t.vat, t.old, t.fixes), (1200, 0, 1), "{t:?}");
+    assert_eq!(code(server.pid, site)[0], 0xe9);
+    assert!(server.alive());
+}
+
+#[test]
+fn errors_name_the_process() {
+    let o = xsplice(&["list", "--pid", "2147483647"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.starts_with("error: process 2147483647: no process with PID 2147483647\nhint: "),
+        "{err}"
+    );
+    let o = xsplice(&["apply", "--pid", "1", "--image", "x", "fix.o"]);
+    assert_eq!(o.status.code(), Some(2), "--pid and --image conflict");
+}
