@@ -424,6 +424,320 @@ static VENDOR_FIELDS: [Field; 5] = [
     ),
 ];
 
+/// Ledger layouts carry the ledger's own version, 1.0 (not a payload format version).
+const L1_0: FormatVersion = FormatVersion::new(1, 0);
+
+static LEDGER_HEADER_FIELDS: [Field; 6] = [
+    field("magic", 0, 8, FieldType::Bytes, L1_0, "\"XSPLEDG\\0\""),
+    field("version", 8, 2, FieldType::U16, L1_0, "ledger version (1)"),
+    field(
+        "header_size",
+        10,
+        2,
+        FieldType::U16,
+        L1_0,
+        "size of this header (32, or more under the size rule)",
+    ),
+    field(
+        "entry_count",
+        12,
+        4,
+        FieldType::U32,
+        L1_0,
+        "applied payloads that follow, bottom of the stack first",
+    ),
+    field(
+        "total_size",
+        16,
+        4,
+        FieldType::U32,
+        L1_0,
+        "bytes of the whole ledger, this header included",
+    ),
+    field(
+        "reserved",
+        20,
+        12,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+];
+
+static LEDGER_ENTRY_FIELDS: [Field; 15] = [
+    field(
+        "entry_size",
+        0,
+        4,
+        FieldType::U32,
+        L1_0,
+        "bytes of the whole entry, a multiple of 8",
+    ),
+    field(
+        "header_size",
+        4,
+        2,
+        FieldType::U16,
+        L1_0,
+        "size of this fixed part (64, or more under the size rule)",
+    ),
+    field(
+        "record_version",
+        6,
+        2,
+        FieldType::U16,
+        L1_0,
+        "record version of the payload",
+    ),
+    field(
+        "format_major",
+        8,
+        2,
+        FieldType::U16,
+        L1_0,
+        "format major version of the payload",
+    ),
+    field(
+        "format_minor",
+        10,
+        2,
+        FieldType::U16,
+        L1_0,
+        "format minor version of the payload",
+    ),
+    field(
+        "id_kind",
+        12,
+        1,
+        FieldType::U8,
+        L1_0,
+        "1 = id is the payload's GNU build-id, 2 = SHA-256 of its file",
+    ),
+    field(
+        "id_len",
+        13,
+        1,
+        FieldType::U8,
+        L1_0,
+        "bytes of id, at most 64",
+    ),
+    field(
+        "depends_len",
+        14,
+        1,
+        FieldType::U8,
+        L1_0,
+        "bytes of the build-id it depends on (0: none), at most 64",
+    ),
+    field(
+        "reserved0",
+        15,
+        1,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+    field(
+        "name_len",
+        16,
+        2,
+        FieldType::U16,
+        L1_0,
+        "bytes of the payload name, at most 4096",
+    ),
+    field(
+        "region_count",
+        18,
+        2,
+        FieldType::U16,
+        L1_0,
+        "regions the payload occupies",
+    ),
+    field(
+        "site_count",
+        20,
+        4,
+        FieldType::U32,
+        L1_0,
+        "patch sites written",
+    ),
+    field(
+        "export_count",
+        24,
+        4,
+        FieldType::U32,
+        L1_0,
+        "symbols exported to payloads above",
+    ),
+    field(
+        "hook_count",
+        28,
+        4,
+        FieldType::U32,
+        L1_0,
+        "hooks kept for revert and unload",
+    ),
+    field(
+        "reserved1",
+        32,
+        32,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+];
+
+static LEDGER_REGION_FIELDS: [Field; 6] = [
+    field("addr", 0, 8, FieldType::U64, L1_0, "start address"),
+    field("size", 8, 8, FieldType::U64, L1_0, "size in bytes"),
+    field(
+        "kind",
+        16,
+        1,
+        FieldType::U8,
+        L1_0,
+        "0 text, 1 read-only data, 2 writable data",
+    ),
+    field(
+        "orig",
+        17,
+        1,
+        FieldType::U8,
+        L1_0,
+        "former contents: 0 not kept, 1 every byte is fill, 2 the bytes follow",
+    ),
+    field(
+        "fill",
+        18,
+        1,
+        FieldType::U8,
+        L1_0,
+        "the former byte value when orig is 1",
+    ),
+    field(
+        "reserved",
+        19,
+        5,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+];
+
+static LEDGER_SITE_FIELDS: [Field; 6] = [
+    field("addr", 0, 8, FieldType::U64, L1_0, "address of the site"),
+    field(
+        "record",
+        8,
+        4,
+        FieldType::U32,
+        L1_0,
+        "index of the record that patched it",
+    ),
+    field("len", 12, 1, FieldType::U8, L1_0, "bytes written"),
+    field(
+        "reserved0",
+        13,
+        1,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+    field(
+        "name_len",
+        14,
+        2,
+        FieldType::U16,
+        L1_0,
+        "bytes of the record's function name, at most 127",
+    ),
+    field(
+        "reserved1",
+        16,
+        8,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+];
+
+static LEDGER_EXPORT_FIELDS: [Field; 4] = [
+    field("addr", 0, 8, FieldType::U64, L1_0, "address"),
+    field("size", 8, 8, FieldType::U64, L1_0, "size in bytes"),
+    field(
+        "name_len",
+        16,
+        2,
+        FieldType::U16,
+        L1_0,
+        "bytes of the name, at most 4096",
+    ),
+    field(
+        "reserved",
+        18,
+        6,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+];
+
+static LEDGER_HOOK_FIELDS: [Field; 4] = [
+    field(
+        "addr",
+        0,
+        8,
+        FieldType::U64,
+        L1_0,
+        "address of int fn(void)",
+    ),
+    field(
+        "index",
+        8,
+        4,
+        FieldType::U32,
+        L1_0,
+        "index in its hook section",
+    ),
+    field(
+        "point",
+        12,
+        1,
+        FieldType::U8,
+        L1_0,
+        "0 load 1 preapply 2 apply 3 postapply 4 prerevert 5 revert 6 postrevert 7 unload",
+    ),
+    field(
+        "reserved",
+        13,
+        3,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+];
+
+static LEDGER_FOOTER_FIELDS: [Field; 4] = [
+    field(
+        "ledger_size",
+        0,
+        4,
+        FieldType::U32,
+        L1_0,
+        "bytes of the ledger before this footer",
+    ),
+    field("version", 4, 2, FieldType::U16, L1_0, "footer version (1)"),
+    field(
+        "reserved",
+        6,
+        2,
+        FieldType::Reserved,
+        L1_0,
+        "reserved, must be zero",
+    ),
+    field("magic", 8, 8, FieldType::Bytes, L1_0, "\"XSPLEDG\\0\""),
+];
+
 /// The v1 record layout.
 pub static RECORD_V1: Layout = Layout {
     c_name: "xsplice_patch_func_v1",
@@ -469,6 +783,70 @@ pub static VENDOR_ENTRY: Layout = Layout {
     fields: &VENDOR_FIELDS,
 };
 
+/// The `xsplice_ledger_header` layout.
+pub static LEDGER_HEADER: Layout = Layout {
+    c_name: "xsplice_ledger_header",
+    doc: "header of a ledger: what a patched target has applied",
+    version: None,
+    size: 32,
+    fields: &LEDGER_HEADER_FIELDS,
+};
+
+/// The `xsplice_ledger_entry` layout.
+pub static LEDGER_ENTRY: Layout = Layout {
+    c_name: "xsplice_ledger_entry",
+    doc: "one applied payload; followed by name, id, depends (padded to 8), regions, sites, exports, hooks",
+    version: None,
+    size: 64,
+    fields: &LEDGER_ENTRY_FIELDS,
+};
+
+/// The `xsplice_ledger_region` layout.
+pub static LEDGER_REGION: Layout = Layout {
+    c_name: "xsplice_ledger_region",
+    doc:
+        "a region a payload occupies; followed by size original bytes (padded to 8) when orig is 2",
+    version: None,
+    size: 24,
+    fields: &LEDGER_REGION_FIELDS,
+};
+
+/// The `xsplice_ledger_site` layout.
+pub static LEDGER_SITE: Layout = Layout {
+    c_name: "xsplice_ledger_site",
+    doc: "a patch site; followed by len original bytes, len written bytes, the record name (padded to 8)",
+    version: None,
+    size: 24,
+    fields: &LEDGER_SITE_FIELDS,
+};
+
+/// The `xsplice_ledger_export` layout.
+pub static LEDGER_EXPORT: Layout = Layout {
+    c_name: "xsplice_ledger_export",
+    doc: "a symbol a payload exports; followed by its name (padded to 8)",
+    version: None,
+    size: 24,
+    fields: &LEDGER_EXPORT_FIELDS,
+};
+
+/// The `xsplice_ledger_hook` layout.
+pub static LEDGER_HOOK: Layout = Layout {
+    c_name: "xsplice_ledger_hook",
+    doc: "a hook kept for revert and unload",
+    version: None,
+    size: 16,
+    fields: &LEDGER_HOOK_FIELDS,
+};
+
+/// The `xsplice_ledger_footer` layout.
+pub static LEDGER_FOOTER: Layout = Layout {
+    c_name: "xsplice_ledger_footer",
+    doc: "ends a ledger stored after an image's ELF bytes",
+    version: None,
+    size: 16,
+    fields: &LEDGER_FOOTER_FIELDS,
+};
+
 /// The layout of a record version.
 pub fn record(version: RecordVersion) -> &'static Layout {
     match version {
@@ -478,7 +856,7 @@ pub fn record(version: RecordVersion) -> &'static Layout {
     }
 }
 
-/// Every layout, records first.
+/// Every payload layout, records first.
 pub fn all() -> [&'static Layout; 5] {
     [
         &RECORD_V1,
@@ -486,6 +864,19 @@ pub fn all() -> [&'static Layout; 5] {
         &RECORD_V3,
         &NOTE_DESC,
         &VENDOR_ENTRY,
+    ]
+}
+
+/// Every ledger layout (what a patched target records; not part of a payload).
+pub fn ledger() -> [&'static Layout; 7] {
+    [
+        &LEDGER_HEADER,
+        &LEDGER_ENTRY,
+        &LEDGER_REGION,
+        &LEDGER_SITE,
+        &LEDGER_EXPORT,
+        &LEDGER_HOOK,
+        &LEDGER_FOOTER,
     ]
 }
 
@@ -498,7 +889,7 @@ mod tests {
     /// Every layout covers every byte exactly once, in order.
     #[test]
     fn fields_tile_the_struct() {
-        for l in all() {
+        for l in all().into_iter().chain(ledger()) {
             let mut at = 0;
             for f in l.fields {
                 assert_eq!(f.offset, at, "{}.{}", l.c_name, f.name);
@@ -592,6 +983,60 @@ mod tests {
             VENDOR_ENTRY,
             VendorEntryHeader,
             [vendor, kind, flags, record, len]
+        );
+        agree!(
+            LEDGER_HEADER,
+            LedgerHeader,
+            [
+                magic,
+                version,
+                header_size,
+                entry_count,
+                total_size,
+                reserved
+            ]
+        );
+        agree!(
+            LEDGER_ENTRY,
+            LedgerEntry,
+            [
+                entry_size,
+                header_size,
+                record_version,
+                format_major,
+                format_minor,
+                id_kind,
+                id_len,
+                depends_len,
+                reserved0,
+                name_len,
+                region_count,
+                site_count,
+                export_count,
+                hook_count,
+                reserved1
+            ]
+        );
+        agree!(
+            LEDGER_REGION,
+            LedgerRegion,
+            [addr, size, kind, orig, fill, reserved]
+        );
+        agree!(
+            LEDGER_SITE,
+            LedgerSite,
+            [addr, record, len, reserved0, name_len, reserved1]
+        );
+        agree!(
+            LEDGER_EXPORT,
+            LedgerExport,
+            [addr, size, name_len, reserved]
+        );
+        agree!(LEDGER_HOOK, LedgerHook, [addr, index, point, reserved]);
+        agree!(
+            LEDGER_FOOTER,
+            LedgerFooter,
+            [ledger_size, version, reserved, magic]
         );
     }
 

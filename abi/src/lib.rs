@@ -22,6 +22,8 @@
 //! * [`vendor`] — `.xsplice.vendor` extension entries.
 //! * [`layout`] — a table of every field of every layout, from which the
 //!   specification, the C header and the JSON Schemas are generated.
+//! * [`ledger`] — constants of the ledger a patched target keeps of what
+//!   was applied (its wire structs are in [`raw`]).
 //! * [`sections`] — every section name of the format.
 //!
 //! Nothing here allocates or panics on input; every error names the record
@@ -89,6 +91,7 @@ mod encode;
 mod error;
 mod features;
 pub mod layout;
+pub mod ledger;
 mod note;
 pub mod raw;
 pub mod sections;

@@ -191,3 +191,166 @@ pub struct VendorEntryHeader {
     /// Length of the data that follows.
     pub len: U32,
 }
+
+/// Derives shared by every wire struct below.
+macro_rules! wire {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident: $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            Default,
+            PartialEq,
+            Eq,
+            FromBytes,
+            IntoBytes,
+            KnownLayout,
+            Immutable,
+            Unaligned,
+        )]
+        #[repr(C)]
+        pub struct $name { $($(#[$fm])* pub $f: $t,)* }
+    };
+}
+
+wire! {
+    /// The ledger's header, 32 bytes: what a patched target has applied
+    /// (see [`crate::ledger`]). Followed by `entry_count` entries.
+    pub struct LedgerHeader {
+        /// `"XSPLEDG\0"`.
+        pub magic: [u8; 8],
+        /// Ledger version (1).
+        pub version: U16,
+        /// Size of this header (32, or more under the size rule).
+        pub header_size: U16,
+        /// Number of entries (applied payloads), bottom of the stack first.
+        pub entry_count: U32,
+        /// Bytes of the whole ledger, this header included.
+        pub total_size: U32,
+        /// Reserved; must be zero.
+        pub reserved: [u8; 12],
+    }
+}
+
+wire! {
+    /// The fixed part of one ledger entry (one applied payload), 64 bytes.
+    /// Followed by `name`, `id` and `depends` bytes (zero padding to 8),
+    /// then `region_count` regions, `site_count` sites, `export_count`
+    /// exports and `hook_count` hooks.
+    pub struct LedgerEntry {
+        /// Bytes of the whole entry, variable parts included; a multiple of 8.
+        pub entry_size: U32,
+        /// Size of this fixed part (64, or more under the size rule).
+        pub header_size: U16,
+        /// Record version of the payload's records.
+        pub record_version: U16,
+        /// Format major version of the payload.
+        pub format_major: U16,
+        /// Format minor version of the payload.
+        pub format_minor: U16,
+        /// What `id` is: 1 = GNU build-id of the payload, 2 = SHA-256 of its file.
+        pub id_kind: u8,
+        /// Bytes of `id` (at most 64).
+        pub id_len: u8,
+        /// Bytes of the build-id the payload depends on (0: none; at most 64).
+        pub depends_len: u8,
+        /// Reserved; must be zero.
+        pub reserved0: u8,
+        /// Bytes of the payload's name (at most 4096).
+        pub name_len: U16,
+        /// Number of regions the payload occupies.
+        pub region_count: U16,
+        /// Number of patch sites written.
+        pub site_count: U32,
+        /// Number of symbols the payload exports to payloads above it.
+        pub export_count: U32,
+        /// Number of hooks kept for revert and unload.
+        pub hook_count: U32,
+        /// Reserved; must be zero.
+        pub reserved1: [u8; 32],
+    }
+}
+
+wire! {
+    /// A region (memory) a ledger entry's payload occupies, 24 bytes;
+    /// followed by `size` original bytes (padded to 8) when `orig` is 2.
+    pub struct LedgerRegion {
+        /// Start address.
+        pub addr: U64,
+        /// Size in bytes.
+        pub size: U64,
+        /// 0 text, 1 read-only data, 2 writable data.
+        pub kind: u8,
+        /// What the region held before: 0 not kept, 1 every byte `fill`, 2 the bytes follow.
+        pub orig: u8,
+        /// The byte every original byte had, when `orig` is 1.
+        pub fill: u8,
+        /// Reserved; must be zero.
+        pub reserved: [u8; 5],
+    }
+}
+
+wire! {
+    /// A patch site written, 24 bytes; followed by `len` original bytes,
+    /// `len` written bytes and `name_len` bytes of the record's name
+    /// (padded to 8).
+    pub struct LedgerSite {
+        /// Address of the site.
+        pub addr: U64,
+        /// Index of the record that patched it.
+        pub record: U32,
+        /// Bytes written (at most 255).
+        pub len: u8,
+        /// Reserved; must be zero.
+        pub reserved0: u8,
+        /// Bytes of the record's function name (at most 127).
+        pub name_len: U16,
+        /// Reserved; must be zero.
+        pub reserved1: [u8; 8],
+    }
+}
+
+wire! {
+    /// A symbol a payload exports, 24 bytes; followed by `name_len` bytes
+    /// of name (padded to 8).
+    pub struct LedgerExport {
+        /// Address.
+        pub addr: U64,
+        /// Size in bytes.
+        pub size: U64,
+        /// Bytes of the name (at most 4096).
+        pub name_len: U16,
+        /// Reserved; must be zero.
+        pub reserved: [u8; 6],
+    }
+}
+
+wire! {
+    /// A hook kept for revert and unload, 16 bytes.
+    pub struct LedgerHook {
+        /// Address of `int fn(void)`.
+        pub addr: U64,
+        /// Index in its hook section.
+        pub index: U32,
+        /// Hook point: its position in [`crate::sections::HookPoint::ALL`].
+        pub point: u8,
+        /// Reserved; must be zero.
+        pub reserved: [u8; 3],
+    }
+}
+
+wire! {
+    /// The footer that ends a ledger stored after other bytes (an image's
+    /// ELF bytes), 16 bytes: it says how many bytes before it are the ledger.
+    pub struct LedgerFooter {
+        /// Bytes of the ledger before this footer.
+        pub ledger_size: U32,
+        /// Footer version (1).
+        pub version: U16,
+        /// Reserved; must be zero.
+        pub reserved: U16,
+        /// `"XSPLEDG\0"`.
+        pub magic: [u8; 8],
+    }
+}

@@ -1,9 +1,15 @@
 //! `xsplice apply`: offline patching of an executable image.
+//!
+//! The image may already be patched: its ledger (see
+//! `xsplice_loader::ledger`) restores the stack, so the payloads given go
+//! on top of what earlier runs applied, and the output carries the new
+//! ledger. Nothing is written unless every payload applies; the output is
+//! written to a temporary file and renamed into place.
 
 use std::path::{Path, PathBuf};
 
-use xsplice_loader::engine::Engine;
-use xsplice_loader::LoadOptions;
+use xsplice_loader::engine::{Engine, State, Target};
+use xsplice_loader::image::ImageTarget;
 
 use crate::error::{engine_error, CliError};
 use crate::{files, load, Output, Verbosity};
@@ -30,7 +36,7 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
     files::refuse_overwrite(req.output, &inputs, req.force)?;
 
     let target = load::open_image(req.image)?;
-    let mut engine = Engine::new(target, LoadOptions::default());
+    let mut engine = load::open_engine(target, req.image)?;
     let mut out = Output::default();
     let last = req.payloads.len().saturating_sub(1);
     for (i, path) in req.payloads.iter().enumerate() {
@@ -39,7 +45,7 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
         let id = engine
             .load(&files::display_name(path), &bytes)
             .map_err(err)?;
-        let replacing = req.replace && i == last && i > 0;
+        let replacing = req.replace && i == last && !engine.applied().is_empty();
         if replacing {
             engine.replace(id).map_err(err)?;
         } else {
@@ -86,11 +92,42 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
             out.line(format!("  arena {name}: {used} of {size} bytes used"));
         }
     }
-    let target = engine.into_target();
-    files::write(req.output, target.bytes(), 0o755)?;
+    release_reverted(&mut engine, req.image)?;
+    write_image(engine.target(), req.output, req.image)?;
     out.line(format!("wrote {} (mode 0755)", req.output.display()));
     if v.quiet {
         out.stdout.clear();
     }
     Ok(out)
+}
+
+/// Unloads every payload that is loaded but not applied (those `--replace`
+/// reverted): an offline image gets their arena bytes back, so the ledger
+/// accounts for every byte the output differs in.
+pub(crate) fn release_reverted<T: Target>(
+    engine: &mut Engine<T>,
+    image: &Path,
+) -> Result<(), CliError> {
+    let idle: Vec<_> = engine
+        .ids()
+        .filter(|id| engine.state(*id).is_ok_and(|s| s != State::Applied))
+        .collect();
+    for id in idle {
+        engine
+            .unload(id)
+            .map_err(|e| engine_error(image, &e, Some(image)))?;
+    }
+    Ok(())
+}
+
+/// Writes the patched image and its ledger trailer to `output`, mode 0755.
+pub(crate) fn write_image(
+    target: &ImageTarget,
+    output: &Path,
+    image: &Path,
+) -> Result<(), CliError> {
+    let bytes = target
+        .to_file()
+        .map_err(|e| CliError::new(format!("{}: {e}", image.display())))?;
+    files::write(output, &bytes, 0o755)
 }

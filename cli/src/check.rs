@@ -44,10 +44,11 @@ pub(crate) fn run(
     json: bool,
     v: Verbosity,
 ) -> Result<Output, CliError> {
-    let image_report = |build_id: Option<String>| {
+    let image_report = |build_id: Option<String>, applied: Vec<String>| {
         image.map(|p| ImageReport {
             path: p.display().to_string(),
             build_id,
+            applied,
         })
     };
     let result = load::load(payload, image).and_then(|mut loaded| {
@@ -65,7 +66,7 @@ pub(crate) fn run(
             if json {
                 let verdict = Verdict {
                     file: payload.display().to_string(),
-                    image: image_report(None),
+                    image: image_report(None, Vec::new()),
                     ok: false,
                     error: Some(crate::error::one_line(&e.message)),
                     hints: e.hints.clone(),
@@ -86,6 +87,11 @@ pub(crate) fn run(
     let p = &loaded.payload;
     let warnings: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
     let unresolved = loaded.unresolved.clone().unwrap_or_default();
+    let applied = loaded
+        .image
+        .as_ref()
+        .map(|i| i.applied.clone())
+        .unwrap_or_default();
     let mut out = Output::default();
     if json {
         let verdict = Verdict {
@@ -95,6 +101,7 @@ pub(crate) fn run(
                     .image
                     .as_ref()
                     .and_then(|i| i.build_id.as_deref().map(crate::report::hex)),
+                applied.clone(),
             ),
             ok: true,
             error: None,
@@ -124,6 +131,13 @@ pub(crate) fn run(
             "  would apply to {}: symbols resolved, branch ranges, EXPECT bytes and dependencies checked",
             img.display()
         ));
+        if !applied.is_empty() {
+            out.line(format!(
+                "  {} is patched by: {} (bottom first)",
+                img.display(),
+                applied.join(", ")
+            ));
+        }
         if v.verbose {
             for r in &p.records {
                 out.line(format!(

@@ -112,6 +112,12 @@ pub(crate) fn engine_error(path: &Path, e: &EngineError, image: Option<&Path>) -
         EngineError::SiteConflict { .. } => {
             err.hint("use --replace to revert the earlier payloads before applying the last one")
         }
+        EngineError::AlreadyApplied { .. } => err.hint(
+            "`xsplice list` shows what is applied; revert it first to apply it again",
+        ),
+        EngineError::NotTop { .. } => {
+            err.hint("only the top of the stack can be reverted: revert the payloads above it first, or use --all")
+        }
         _ => err,
     }
 }

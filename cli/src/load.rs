@@ -27,6 +27,8 @@ pub(crate) struct ImageLoad {
     pub path: String,
     /// Its build-id.
     pub build_id: Option<Vec<u8>>,
+    /// Names of the payloads its ledger says are applied, bottom first.
+    pub applied: Vec<String>,
     /// The engine over the image, holding the payload.
     pub engine: Engine<ImageTarget>,
     /// The payload's id in the engine.
@@ -54,12 +56,29 @@ pub(crate) fn open_image(image: &Path) -> Result<ImageTarget, CliError> {
     ImageTarget::new(bytes).map_err(|e| image_error(image, &e))
 }
 
+/// An engine over an image, with the stack its ledger records restored.
+pub(crate) fn open_engine(
+    target: ImageTarget,
+    image: &Path,
+) -> Result<Engine<ImageTarget>, CliError> {
+    Engine::open(target, LoadOptions::default()).map_err(|e| {
+        CliError::new(format!("{}: {e}", image.display())).hint(
+            "the image's ledger (what earlier runs applied) does not match the image;              start again from the unpatched image",
+        )
+    })
+}
+
 /// Loads `payload` into an engine over `image`, without applying it.
 pub(crate) fn with_image(payload: &Path, image: &Path) -> Result<Loaded, CliError> {
     let target = open_image(image)?;
     let build_id = xsplice_loader::engine::Target::build_id(&target).map(<[u8]>::to_vec);
     let bytes = files::read(payload, files::payload_limit(), "payload")?;
-    let mut engine = Engine::new(target, LoadOptions::default());
+    let mut engine = open_engine(target, image)?;
+    let applied = engine
+        .applied()
+        .iter()
+        .filter_map(|id| engine.name(*id).ok().map(String::from))
+        .collect();
     let id = engine
         .load(&files::display_name(payload), &bytes)
         .map_err(|e| engine_error(payload, &e, Some(image)))?;
@@ -73,6 +92,7 @@ pub(crate) fn with_image(payload: &Path, image: &Path) -> Result<Loaded, CliErro
         image: Some(ImageLoad {
             path: image.display().to_string(),
             build_id,
+            applied,
             engine,
             id,
         }),

@@ -29,9 +29,11 @@ mod error;
 mod files;
 mod info;
 mod inspect;
+mod list;
 mod load;
 mod pid;
 mod report;
+mod revert;
 mod upgrade;
 
 use std::io::{self, Write as _};
@@ -73,10 +75,10 @@ enum Command {
     Check(CheckArgs),
     /// Apply payloads to an executable image offline and write the patched image, or to a running process (--pid).
     Apply(ApplyArgs),
-    /// Revert the top payload (or all) applied to a running process.
-    Revert(pid::RevertArgs),
-    /// List the payloads applied to a running process.
-    List(pid::ListArgs),
+    /// Revert the top payload (or all) of a patched image and write the result, or of a running process (--pid).
+    Revert(RevertArgs),
+    /// List what is applied to a patched image or a running process (--pid): the stack, each payload's sites.
+    List(ListArgs),
     /// Build a payload of any record version from an object file of replacement functions.
     Build(build::BuildArgs),
     /// Rewrite a payload's records into another record version.
@@ -139,6 +141,44 @@ struct ApplyArgs {
     /// Allow OUT to be the input image (or a payload) itself.
     #[arg(long)]
     force: bool,
+}
+
+/// `xsplice revert`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").args(["name", "all"])))]
+struct RevertArgs {
+    /// The patched image.
+    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
+    image: Option<PathBuf>,
+    /// Where to write the result (mode 0755).
+    #[arg(short, long, value_name = "OUT", required_unless_present = "pid")]
+    output: Option<PathBuf>,
+    /// Revert in the running process PID instead (through ptrace).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
+    pid: Option<i32>,
+    /// The payload to revert, by the name `list` shows or its file name; it must be the top. Default: the top.
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// Revert every applied payload, top first (the result is the unpatched image, byte for byte).
+    #[arg(long)]
+    all: bool,
+    /// Allow OUT to be IMAGE itself (replaced by an atomic rename).
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xsplice list`.
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// The (patched) image.
+    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
+    image: Option<PathBuf>,
+    /// List what is applied to the running process PID instead (through ptrace).
+    #[arg(long, value_name = "PID", conflicts_with = "image")]
+    pid: Option<i32>,
+    /// Print JSON (documented in cli/JSON.md) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `xsplice upgrade`.
@@ -248,8 +288,31 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 "apply needs --image IMAGE -o OUT, or --pid PID",
             )),
         },
-        Command::Revert(a) => pid::revert(a, v),
-        Command::List(a) => pid::list(a, v),
+        Command::Revert(a) => {
+            let which = match (&a.name, a.all) {
+                (_, true) => revert::Which::All,
+                (Some(n), false) => revert::Which::Named(n),
+                (None, false) => revert::Which::Top,
+            };
+            let done = match (a.pid, &a.image, &a.output) {
+                (Some(pid), _, _) => pid::revert(pid, &which),
+                (None, Some(image), Some(output)) => revert::run(image, output, &which, a.force),
+                _ => Err(CliError::new(
+                    "revert needs --image IMAGE -o OUT, or --pid PID",
+                )),
+            };
+            done.map(|mut o| {
+                if v.quiet {
+                    o.stdout.clear();
+                }
+                o
+            })
+        }
+        Command::List(a) => match (a.pid, &a.image) {
+            (Some(pid), _) => pid::list(pid, a.json, v),
+            (None, Some(image)) => list::image(image, a.json, v),
+            (None, None) => Err(CliError::new("list needs --image IMAGE or --pid PID")),
+        },
         Command::Build(a) => build::run(a, v),
         Command::Upgrade(a) => upgrade::run(&a.payload, a.to, &a.output, a.force, v),
         Command::Layout(a) => info::layout(a.version, a.json),

@@ -4,35 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
-
 use crate::error::CliError;
+use crate::revert::Which;
 use crate::{Output, Verbosity};
-
-/// `xsplice revert`.
-#[derive(Debug, Args)]
-pub(crate) struct RevertArgs {
-    /// The running process to revert payloads in.
-    #[arg(long, value_name = "PID")]
-    pub pid: i32,
-    /// The payload to revert (its name as `list` shows it); it must be the top of the stack.
-    #[arg(value_name = "NAME", conflicts_with = "all")]
-    pub name: Option<String>,
-    /// Revert every applied payload, top first.
-    #[arg(long)]
-    pub all: bool,
-}
-
-/// `xsplice list`.
-#[derive(Debug, Args)]
-pub(crate) struct ListArgs {
-    /// The running process whose applied payloads to list.
-    #[arg(long, value_name = "PID")]
-    pub pid: i32,
-    /// Print JSON (documented in cli/JSON.md) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 mod imp {
@@ -46,11 +20,11 @@ mod imp {
         Err(unsupported())
     }
 
-    pub(crate) fn revert(_: &RevertArgs, _: Verbosity) -> Result<Output, CliError> {
+    pub(crate) fn revert(_: i32, _: &Which<'_>) -> Result<Output, CliError> {
         Err(unsupported())
     }
 
-    pub(crate) fn list(_: &ListArgs, _: Verbosity) -> Result<Output, CliError> {
+    pub(crate) fn list(_: i32, _: bool, _: Verbosity) -> Result<Output, CliError> {
         Err(unsupported())
     }
 
@@ -63,13 +37,13 @@ mod imp {
 mod imp {
     use super::*;
 
-    use serde::Serialize;
     use xsplice_loader::engine::{Engine, EngineError, Target as _};
     use xsplice_loader::ptrace::{PtraceError, PtraceOptions, PtraceTarget};
     use xsplice_loader::{LoadError, LoadOptions, TargetError};
 
     use crate::error::engine_error;
     use crate::files;
+    use crate::list::ListReport;
     use crate::report::{addr, hex};
 
     /// Why ptrace may be refused here, from `/proc`: the Yama scope and a
@@ -185,7 +159,16 @@ mod imp {
     fn open(pid: i32) -> Result<Engine<PtraceTarget>, CliError> {
         let target = PtraceTarget::attach(pid, PtraceOptions::default())
             .map_err(|e| ptrace_error(pid, &format!("process {pid}"), &e))?;
-        Ok(Engine::new(target, LoadOptions::default()))
+        Engine::open(target, LoadOptions::default()).map_err(|e| {
+            let err = engine_err(pid, None, None, &e);
+            match e {
+                EngineError::Ledger(_) | EngineError::LedgerMismatch { .. } => err.hint(format!(
+                    "the `xsplice-ledger` mapping of process {pid} does not match its code: \
+                     something other than xsplice changed it; restart the process"
+                )),
+                _ => err,
+            }
+        })
     }
 
     /// One line per record: its site and where it jumps.
@@ -266,126 +249,47 @@ mod imp {
                 out.warn(format!("{}: {w}", path.display()));
             }
         }
+        // What `--replace` reverted leaves the process too.
+        crate::apply::release_reverted(&mut engine, Path::new(&format!("process {pid}")))?;
         if v.quiet {
             out.stdout.clear();
         }
         Ok(out)
     }
 
-    pub(crate) fn revert(a: &RevertArgs, v: Verbosity) -> Result<Output, CliError> {
-        let pid = a.pid;
+    pub(crate) fn revert(pid: i32, which: &Which<'_>) -> Result<Output, CliError> {
         let mut engine = open(pid)?;
-        let stack = engine.applied().to_vec();
-        if stack.is_empty() {
-            return Err(CliError::new(format!(
-                "process {pid}: no payload is applied (by xsplice)"
-            )));
-        }
-        let name_of = |e: &Engine<PtraceTarget>, id| e.name(id).unwrap_or_default().to_string();
-        let top = stack.last().copied().into_iter();
-        let targets: Vec<_> = if a.all {
-            stack.iter().rev().copied().collect()
-        } else {
-            top.collect()
-        };
-        if let (Some(name), Some(&id)) = (&a.name, stack.last()) {
-            let top_name = name_of(&engine, id);
-            if top_name != *name {
-                let place = if stack.iter().any(|s| name_of(&engine, *s) == *name) {
-                    format!("is not the top of the stack (`{top_name}` is)")
-                } else {
-                    "is not applied".to_string()
-                };
-                return Err(CliError::new(format!("process {pid}: `{name}` {place}"))
-                    .hint("only the top payload can be reverted; see `xsplice list --pid`"));
-            }
-        }
         let mut out = Output::default();
-        for id in targets {
-            let name = name_of(&engine, id);
-            engine
-                .revert(id)
-                .map_err(|e| engine_err(pid, None, None, &e))?;
+        for id in crate::revert::pick(&engine, which)? {
+            let name = engine.name(id).unwrap_or_default().to_string();
+            let err = |e| engine_err(pid, None, None, &e);
+            engine.revert(id).map_err(err)?;
+            // Its regions in the process go too.
+            engine.unload(id).map_err(err)?;
             out.line(format!("reverted {name} in process {pid}"));
             if let Some(l) = pause_line(&engine) {
                 out.line(l);
             }
         }
-        if v.quiet {
-            out.stdout.clear();
-        }
         Ok(out)
     }
 
-    /// `list --json` (see cli/JSON.md).
-    #[derive(Debug, Serialize)]
-    struct ListJson {
-        pid: i32,
-        build_id: Option<String>,
-        applied: Vec<AppliedJson>,
-    }
-
-    #[derive(Debug, Serialize)]
-    struct AppliedJson {
-        name: String,
-        build_id: Option<String>,
-        records: Vec<RecordJson>,
-    }
-
-    #[derive(Debug, Serialize)]
-    struct RecordJson {
-        name: String,
-        site: String,
-        new_addr: String,
-    }
-
-    pub(crate) fn list(a: &ListArgs, _v: Verbosity) -> Result<Output, CliError> {
-        let pid = a.pid;
+    pub(crate) fn list(pid: i32, json: bool, v: Verbosity) -> Result<Output, CliError> {
         let engine = open(pid)?;
-        let mut applied = Vec::new();
-        for &id in engine.applied() {
-            let err = |e| engine_err(pid, None, None, &e);
-            let p = engine.payload(id).map_err(err)?;
-            applied.push(AppliedJson {
-                name: engine.name(id).map_err(err)?.to_string(),
-                build_id: p.build_id.as_deref().map(hex),
-                records: p
-                    .records
-                    .iter()
-                    .map(|r| RecordJson {
-                        name: r.name.clone(),
-                        site: addr(r.site),
-                        new_addr: addr(r.func.new_addr),
-                    })
-                    .collect(),
-            });
-        }
-        let doc = ListJson {
-            pid,
-            build_id: engine.target().build_id().map(hex),
-            applied,
-        };
+        let ledger = engine
+            .ledger()
+            .map_err(|e| engine_err(pid, None, None, &e))?;
+        let report = ListReport::new(
+            format!("process {pid}"),
+            engine.target().build_id(),
+            &ledger,
+            std::iter::empty(),
+        );
         let mut out = Output::default();
-        if a.json {
-            out.line(crate::inspect::to_json(&doc)?);
-            return Ok(out);
-        }
-        out.line(format!(
-            "process {pid} (build-id {}): {} payload{} applied{}",
-            doc.build_id.as_deref().unwrap_or("none"),
-            doc.applied.len(),
-            if doc.applied.len() == 1 { "" } else { "s" },
-            if doc.applied.is_empty() {
-                ""
-            } else {
-                ", bottom first:"
-            }
-        ));
-        for p in &doc.applied {
-            out.line(format!("  {}", p.name));
-            for r in &p.records {
-                out.line(format!("    {}: {} -> {}", r.name, r.site, r.new_addr));
-            }
+        if json {
+            out.line(crate::inspect::to_json(&report)?);
+        } else {
+            out.stdout = report.text(v.verbose);
         }
         Ok(out)
     }

@@ -62,6 +62,10 @@ pub(crate) struct ImageReport {
     pub path: String,
     /// Its GNU build-id, hex.
     pub build_id: Option<String>,
+    /// Payloads already applied to it (its ledger), bottom first; omitted
+    /// when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<String>,
 }
 
 /// The ABI note.
@@ -245,6 +249,7 @@ impl Report {
             image: loaded.image.as_ref().map(|i| ImageReport {
                 path: i.path.clone(),
                 build_id: i.build_id.as_deref().map(hex),
+                applied: i.applied.clone(),
             }),
             arch: p.arch.name(),
             format: p.format.into(),
@@ -304,14 +309,19 @@ impl Report {
         };
         kv("file", &self.file);
         match &self.image {
-            Some(i) => kv(
-                "image",
-                &format!(
-                    "{} (build-id {})",
-                    i.path,
-                    i.build_id.as_deref().unwrap_or("none")
-                ),
-            ),
+            Some(i) => {
+                kv(
+                    "image",
+                    &format!(
+                        "{} (build-id {})",
+                        i.path,
+                        i.build_id.as_deref().unwrap_or("none")
+                    ),
+                );
+                if !i.applied.is_empty() {
+                    kv("patched by", &i.applied.join(", "));
+                }
+            }
             None => kv("image", "none (dry run: synthetic addresses)"),
         }
         kv("arch", self.arch);

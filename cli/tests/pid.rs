@@ -125,8 +125,91 @@ fn fix_a_running_server_by_pid() {
     );
     let t = server.settled();
     assert_eq!((t.vat, t.old, t.fixes), (1200, 0, 1), "{t:?}");
-    assert_eq!(code(server.pid, site)[0], 0xe9);
+    let patched = code(server.pid, site);
+    assert_eq!(patched[0], 0xe9, "a jmp rel32 at with_vat");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(maps.contains("/memfd:xsplice-ledger"), "{maps}");
+
+    // A later run sees the stack, in text and JSON.
+    let (out, err) = text(&xsplice(&["list", "--pid", &pid]));
+    assert!(
+        out.contains("1 payload applied") && out.contains("with_vat"),
+        "{out}{err}"
+    );
+    let o = xsplice(&["list", "--pid", &pid, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["target"], format!("process {pid}"));
+    assert_eq!(doc["applied"][0]["sites"][0]["function"], "with_vat");
+    assert_eq!(
+        doc["applied"][0]["sites"][0]["addr"],
+        format!("{site:#x}"),
+        "{doc}"
+    );
+
+    // The same payload again: refused by name, nothing written.
+    let o = xsplice(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(code(server.pid, site), patched);
+    let t = server.settled();
+    assert_eq!((t.vat, t.fixes), (1200, 1), "{t:?}");
+
+    // Revert in yet another run: the bug is back, the code bytes too, and
+    // the payload's regions are gone from the process.
+    let o = xsplice(&["revert", "--pid", &pid]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.starts_with("reverted ") && out.contains("fix.o in process"),
+        "{out}"
+    );
+    let t = server.settled();
+    assert_eq!((t.vat, t.new, t.fixes), (1100, 0, 0), "{t:?}");
+    assert_eq!(code(server.pid, site), original);
+    let (out, _) = text(&xsplice(&["list", "--pid", &pid]));
+    assert!(out.contains("nothing applied"), "{out}");
+    let o = xsplice(&["revert", "--pid", &pid]);
+    assert_eq!(o.status.code(), Some(1), "nothing left to revert");
+
+    // Apply and revert by PID, run after run.
+    let rounds: u32 = std::env::var("XSPLICE_PID_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut pauses = Vec::new();
+    for _ in 0..rounds {
+        for args in [
+            vec!["apply", "--pid", &pid, b.fix.to_str().unwrap()],
+            vec!["revert", "--pid", &pid, "--all"],
+        ] {
+            let o = xsplice(&args);
+            let (out, err) = text(&o);
+            assert!(o.status.success(), "{args:?}: {out}{err}");
+            pauses.extend(
+                out.split("threads stopped for ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok()),
+            );
+        }
+    }
+    let t = server.settled();
+    assert_eq!((t.vat, t.new, t.fixes), (1100, 0, 0), "{t:?}");
+    assert_eq!(code(server.pid, site), original);
     assert!(server.alive());
+    pauses.sort_unstable();
+    eprintln!(
+        "{rounds} apply/revert rounds by PID: pause median {} µs, max {} µs",
+        pauses.get(pauses.len() / 2).copied().unwrap_or(0),
+        pauses.last().copied().unwrap_or(0)
+    );
+    assert_eq!(pauses.len(), 2 * rounds as usize);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let anon_rx: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" r-xp 00000000 00:00 0"))
+        .collect();
+    assert_eq!(anon_rx, Vec::<&str>::new(), "no payload text left mapped");
 }
 
 #[test]

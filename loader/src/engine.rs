@@ -13,6 +13,14 @@
 //! flushes the instruction cache: no allocation, no parsing. A write that
 //! fails midway is undone before the critical section ends, so apply is
 //! all-or-nothing, and revert restores the saved bytes exactly.
+//!
+//! What is applied is kept as a [`Ledger`]: [`Engine::ledger`] gives it,
+//! and after every apply or revert the engine hands its bytes to
+//! [`Target::ledger_write`]. [`Engine::open`] reads it back through
+//! [`Target::ledger_read`] and restores the stack, so a patcher that runs
+//! once per command (an offline image, another process) stacks, refuses a
+//! payload already applied, checks dependencies and reverts exactly as a
+//! long-lived one.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,6 +30,7 @@ use core::fmt;
 use xsplice_abi::sections::HookPoint;
 use xsplice_abi::{Incompat, RecordIndex};
 
+use crate::ledger::{self, Entry, Identity, Ledger, LedgerError, Original, Placed};
 use crate::patch::{self, PatchError};
 use crate::payload::{Hook, LoadedPayload, Region};
 use crate::{
@@ -59,8 +68,30 @@ pub trait Target: SymbolSource + Allocator + CodeWriter {
     /// Copies a region's relocated bytes to its address and gives it its
     /// final permissions: text read+execute, read-only read, data read+write.
     fn map(&mut self, region: &Region) -> Result<(), TargetError>;
-    /// Releases a region mapped earlier.
+    /// Releases a region mapped earlier (by this run, or by an earlier run
+    /// and [`adopt`](Target::adopt)ed: then `region.bytes` is empty and the
+    /// target identifies the region by `region.addr`). An offline image
+    /// puts back what the region held before.
     fn unmap(&mut self, region: &Region) -> Result<(), TargetError>;
+    /// Takes note of a region an earlier run mapped, found in the ledger:
+    /// the target must not allocate over it, and may [`unmap`](Target::unmap)
+    /// it later. The default does nothing (a target whose memory manager
+    /// already knows its mappings).
+    fn adopt(&mut self, region: &Placed) -> Result<(), TargetError> {
+        let _ = region;
+        Ok(())
+    }
+    /// The ledger bytes the target keeps, if any (see [`Engine::open`]).
+    /// The default keeps none: the engine's memory is the ledger.
+    fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
+        Ok(None)
+    }
+    /// Stores the ledger bytes (an empty stack is an empty ledger). Called
+    /// after every apply and revert; a failure undoes that action.
+    fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
+        let _ = bytes;
+        Ok(())
+    }
     /// Reads the bytes at `addr` (code of the target or of a payload).
     fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError>;
     /// Runs `critical` with every other CPU stopped (in Xen: a rendezvous of
@@ -191,6 +222,38 @@ pub enum EngineError {
     /// The target failed.
     #[error("target: {0}")]
     Target(#[from] TargetError),
+    /// The same payload (by build-id, else by SHA-256) is already applied.
+    #[error("{id} is already applied as `{applied}` ({identity})")]
+    AlreadyApplied {
+        /// The payload refused.
+        id: PayloadId,
+        /// The name of the applied copy.
+        applied: String,
+        /// The identity they share.
+        identity: Identity,
+    },
+    /// The ledger the target keeps cannot be read or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The target's bytes at a site differ from what its ledger says was
+    /// written there: something else changed the target.
+    #[error("ledger entry `{name}`: site {site} of `{function}` holds {found:02x?}, the ledger wrote {written:02x?}")]
+    LedgerMismatch {
+        /// The ledger entry.
+        name: String,
+        /// Its function.
+        function: String,
+        /// The site.
+        site: Addr,
+        /// Bytes the ledger says were written.
+        written: Vec<u8>,
+        /// Bytes found.
+        found: Vec<u8>,
+    },
+    /// The payload was restored from the ledger: its loaded form is not in
+    /// this run (only [`Engine::entry`] describes it).
+    #[error("{0} was applied by an earlier run: its payload is not loaded here")]
+    Restored(PayloadId),
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -205,12 +268,23 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Write {
     record: RecordIndex,
+    name: String,
     addr: Addr,
     new: Vec<u8>,
     old: Vec<u8>,
 }
 
 impl Write {
+    fn site(&self) -> ledger::Site {
+        ledger::Site {
+            record: self.record,
+            name: self.name.clone(),
+            addr: self.addr,
+            old: self.old.clone(),
+            new: self.new.clone(),
+        }
+    }
+
     fn end(&self) -> u64 {
         self.addr.0.saturating_add(self.new.len() as u64)
     }
@@ -222,11 +296,35 @@ impl Write {
 
 struct Slot {
     id: PayloadId,
-    name: String,
-    payload: LoadedPayload,
+    /// What the ledger keeps of the payload. Its `sites` are empty for a
+    /// payload loaded in this run (they are `applied`) and those of the
+    /// ledger for a restored one.
+    entry: Entry,
+    /// The loaded payload; `None` when restored from the ledger.
+    payload: Option<LoadedPayload>,
     state: State,
     /// The writes made by the last apply (with the bytes they replaced).
     applied: Vec<Write>,
+}
+
+impl Slot {
+    fn payload(&self) -> Result<&LoadedPayload, EngineError> {
+        self.payload.as_ref().ok_or(EngineError::Restored(self.id))
+    }
+
+    /// The regions as the target knows them (empty bytes when restored).
+    fn regions(&self) -> Vec<Region> {
+        self.entry
+            .regions
+            .iter()
+            .map(|p| Region {
+                kind: p.kind,
+                addr: p.addr,
+                align: 1,
+                bytes: Vec::new(),
+            })
+            .collect()
+    }
 }
 
 /// Applies, reverts and replaces payloads on a target.
@@ -255,7 +353,7 @@ impl<T: Target> SymbolSource for EnvSymbols<'_, '_, T> {
                 .slots
                 .iter()
                 .rev()
-                .flat_map(|s| s.payload.exports.iter())
+                .flat_map(|s| s.entry.exports.iter())
                 .find(|e| e.name == name)
                 .map(|e| e.symbol)
         })
@@ -319,9 +417,111 @@ impl<T: Target> Engine<T> {
             .ok_or(EngineError::NoSuchPayload(id))
     }
 
-    /// A loaded payload.
+    /// A loaded payload (not one restored from the ledger: see
+    /// [`Engine::entry`]).
     pub fn payload(&self, id: PayloadId) -> Result<&LoadedPayload, EngineError> {
-        Ok(&self.slot(id)?.payload)
+        self.slot(id)?.payload()
+    }
+
+    /// What the ledger keeps of a payload, loaded or restored; its `sites`
+    /// are the writes of its current apply (empty when not applied).
+    pub fn entry(&self, id: PayloadId) -> Result<Entry, EngineError> {
+        let s = self.slot(id)?;
+        Ok(Entry {
+            sites: s.applied.iter().map(Write::site).collect(),
+            ..s.entry.clone()
+        })
+    }
+
+    /// The applied stack as a ledger, bottom first.
+    pub fn ledger(&self) -> Result<Ledger, EngineError> {
+        let entries = self
+            .stack
+            .iter()
+            .map(|id| self.entry(*id))
+            .collect::<Result<_, _>>()?;
+        Ok(Ledger { entries })
+    }
+
+    /// The payloads loaded by this engine or restored from the ledger, in
+    /// load order.
+    pub fn ids(&self) -> impl Iterator<Item = PayloadId> + '_ {
+        self.slots.iter().map(|s| s.id)
+    }
+
+    /// An engine over `target` that continues where earlier runs stopped:
+    /// it reads the target's ledger ([`Target::ledger_read`]) and restores
+    /// the applied stack from it — regions adopted, sites checked to still
+    /// hold the bytes the ledger wrote. Restored payloads can be reverted
+    /// (their hooks run from the ledger) and are below any new one, so
+    /// dependencies, the one-copy rule and `replace` see them.
+    pub fn open(target: T, opts: LoadOptions) -> Result<Self, EngineError> {
+        let mut engine = Engine::new(target, opts);
+        let Some(bytes) = engine.target.ledger_read()? else {
+            return Ok(engine);
+        };
+        let ledger = Ledger::decode(&bytes)?;
+        engine.restore_ledger(ledger)?;
+        Ok(engine)
+    }
+
+    fn restore_ledger(&mut self, ledger: Ledger) -> Result<(), EngineError> {
+        // The bytes at a site must be what the topmost entry wrote there.
+        let mut seen = alloc::collections::BTreeSet::new();
+        for e in ledger.entries.iter().rev() {
+            for s in &e.sites {
+                if !seen.insert(s.addr.0) {
+                    continue;
+                }
+                let mut found = alloc::vec![0u8; s.new.len()];
+                self.target.read(s.addr, &mut found)?;
+                if found != s.new {
+                    return Err(EngineError::LedgerMismatch {
+                        name: e.name.clone(),
+                        function: s.name.clone(),
+                        site: s.addr,
+                        written: s.new.clone(),
+                        found,
+                    });
+                }
+            }
+        }
+        for entry in ledger.entries {
+            for p in &entry.regions {
+                self.target.adopt(p)?;
+            }
+            // The sites stay in the entry too: `replace` may revert a
+            // restored payload and, if it fails, apply them again.
+            let applied = entry
+                .sites
+                .iter()
+                .map(|s| Write {
+                    record: s.record,
+                    name: s.name.clone(),
+                    addr: s.addr,
+                    new: s.new.clone(),
+                    old: s.old.clone(),
+                })
+                .collect();
+            let id = PayloadId(self.next);
+            self.next = self.next.saturating_add(1);
+            self.slots.push(Slot {
+                id,
+                entry,
+                payload: None,
+                state: State::Applied,
+                applied,
+            });
+            self.stack.push(id);
+        }
+        Ok(())
+    }
+
+    /// Hands the ledger of the current stack to the target.
+    fn persist(&mut self) -> Result<(), EngineError> {
+        let bytes = self.ledger()?.encode()?;
+        self.target.ledger_write(&bytes)?;
+        Ok(())
     }
 
     /// A payload's state.
@@ -331,7 +531,7 @@ impl<T: Target> Engine<T> {
 
     /// A payload's name, as given to [`Engine::load`].
     pub fn name(&self, id: PayloadId) -> Result<&str, EngineError> {
-        Ok(&self.slot(id)?.name)
+        Ok(&self.slot(id)?.entry.name)
     }
 
     /// The applied payloads, bottom first.
@@ -351,6 +551,28 @@ impl<T: Target> Engine<T> {
             let mut alloc = EnvAlloc(&env);
             load(bytes, &self.opts, &EnvSymbols(&env), &mut alloc)?
         };
+        // What each region held before, so an offline revert restores it.
+        let placed = payload
+            .regions
+            .iter()
+            .map(|r| {
+                let mut was = alloc::vec![0u8; r.bytes.len()];
+                let original = match self.target.read(r.addr, &mut was) {
+                    Ok(()) => Original::of(&was),
+                    Err(_) => Original::NotKept,
+                };
+                Placed {
+                    kind: r.kind,
+                    addr: r.addr,
+                    size: r.bytes.len() as u64,
+                    original,
+                }
+            })
+            .collect();
+        let identity = match &payload.build_id {
+            Some(b) => Identity::build_id(b),
+            None => Identity::sha256(ledger::sha256(bytes)),
+        };
         let mut mapped: Vec<&Region> = Vec::new();
         for region in &payload.regions {
             if let Err(e) = self.target.map(region) {
@@ -369,10 +591,21 @@ impl<T: Target> Engine<T> {
         }
         let id = PayloadId(self.next);
         self.next = self.next.saturating_add(1);
+        let entry = Entry {
+            name: name.into(),
+            identity,
+            depends: payload.depends.clone(),
+            record_version: payload.record_version,
+            format: payload.format,
+            regions: placed,
+            sites: Vec::new(),
+            exports: payload.exports.clone(),
+            hooks: payload.hooks.clone(),
+        };
         self.slots.push(Slot {
             id,
-            name: name.into(),
-            payload,
+            entry,
+            payload: Some(payload),
             state: State::Loaded,
             applied: Vec::new(),
         });
@@ -401,13 +634,39 @@ impl<T: Target> Engine<T> {
     /// ranges, EXPECT bytes, conflicts and the build-id dependency.
     fn prepare(&self, id: PayloadId) -> Result<Vec<Write>, EngineError> {
         let slot = self.slot(id)?;
-        let p = &slot.payload;
+        if let Some(other) = self
+            .stack
+            .iter()
+            .filter_map(|b| self.slot(*b).ok())
+            .find(|o| o.id != id && o.entry.identity == slot.entry.identity)
+        {
+            return Err(EngineError::AlreadyApplied {
+                id,
+                applied: other.entry.name.clone(),
+                identity: other.entry.identity.clone(),
+            });
+        }
+        let Some(p) = &slot.payload else {
+            // Restored from the ledger and reverted by `replace`: apply the
+            // same bytes again (what `restore` does when `replace` fails).
+            let mut writes = Vec::with_capacity(slot.entry.sites.len());
+            for s in &slot.entry.sites {
+                let mut old = alloc::vec![0u8; s.new.len()];
+                self.target.read(s.addr, &mut old)?;
+                writes.push(Write {
+                    record: s.record,
+                    name: s.name.clone(),
+                    addr: s.addr,
+                    new: s.new.clone(),
+                    old,
+                });
+            }
+            self.check_overlaps(id, &writes)?;
+            return Ok(writes);
+        };
         if let Some(wanted) = &p.depends {
             let (what, found) = match self.stack.last() {
-                Some(below) => (
-                    "the payload below it",
-                    self.slot(*below)?.payload.build_id.as_deref(),
-                ),
+                Some(below) => ("the payload below it", self.slot(*below)?.entry.build_id()),
                 None => ("the running image", self.target.build_id()),
             };
             if found != Some(wanted.as_slice()) {
@@ -448,6 +707,7 @@ impl<T: Target> Engine<T> {
             }
             let w = Write {
                 record: r.index,
+                name: r.name.clone(),
                 addr: r.site,
                 new,
                 old,
@@ -463,21 +723,14 @@ impl<T: Target> Engine<T> {
     /// the newer jump wins and revert restores the older one). Sorting keeps
     /// this O(n log n) in the number of records, whatever the input.
     fn check_overlaps(&self, id: PayloadId, writes: &[Write]) -> Result<(), EngineError> {
-        let payload = &self.slot(id)?.payload;
-        let conflict = |w: &Write, other: PayloadId, other_record: RecordIndex| {
-            let name = payload
-                .records
-                .iter()
-                .find(|r| r.index == w.record)
-                .map(|r| r.name.clone());
-            EngineError::SiteConflict {
+        let conflict =
+            |w: &Write, other: PayloadId, other_record: RecordIndex| EngineError::SiteConflict {
                 record: w.record,
-                name: name.unwrap_or_default(),
+                name: w.name.clone(),
                 site: w.addr,
                 other,
                 other_record,
-            }
-        };
+            };
         // Within the payload: sorted by address, a write overlaps an
         // earlier one exactly when it starts before the furthest end so far.
         let mut order: Vec<&Write> = writes.iter().collect();
@@ -580,7 +833,7 @@ impl<T: Target> Engine<T> {
             });
         }
         let writes = self.prepare(id)?;
-        let hooks = self.slot(id)?.payload.hooks.clone();
+        let hooks = self.slot(id)?.entry.hooks.clone();
         self.run_hooks(&hooks, &[HookPoint::PreApply])?;
         self.commit(&writes, false)?;
         if let Err(e) = self.run_hooks(&hooks, &[HookPoint::Apply, HookPoint::PostApply]) {
@@ -591,6 +844,15 @@ impl<T: Target> Engine<T> {
         slot.state = State::Applied;
         slot.applied = writes;
         self.stack.push(id);
+        if let Err(e) = self.persist() {
+            // Not recorded, so not applied: undo.
+            self.stack.pop();
+            let slot = self.slot_mut(id)?;
+            slot.state = state;
+            let writes = core::mem::take(&mut slot.applied);
+            self.commit(&writes, true)?;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -610,7 +872,7 @@ impl<T: Target> Engine<T> {
         }
         let (hooks, writes) = {
             let s = self.slot(id)?;
-            (s.payload.hooks.clone(), s.applied.clone())
+            (s.entry.hooks.clone(), s.applied.clone())
         };
         self.run_hooks(&hooks, &[HookPoint::PreRevert])?;
         self.commit(&writes, true)?;
@@ -618,10 +880,19 @@ impl<T: Target> Engine<T> {
             self.commit(&writes, false)?;
             return Err(e);
         }
+        self.stack.pop();
         let slot = self.slot_mut(id)?;
         slot.state = State::Reverted;
-        slot.applied.clear();
-        self.stack.pop();
+        let kept = core::mem::take(&mut slot.applied);
+        if let Err(e) = self.persist() {
+            // Not recorded, so not reverted: write the patches again.
+            self.commit(&kept, false)?;
+            let slot = self.slot_mut(id)?;
+            slot.state = State::Applied;
+            slot.applied = kept;
+            self.stack.push(id);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -670,7 +941,7 @@ impl<T: Target> Engine<T> {
                 action: "unload",
             });
         }
-        let hooks = self.slot(id)?.payload.hooks.clone();
+        let hooks = self.slot(id)?.entry.hooks.clone();
         self.run_hooks(&hooks, &[HookPoint::Unload])?;
         let pos = self
             .slots
@@ -678,7 +949,7 @@ impl<T: Target> Engine<T> {
             .position(|s| s.id == id)
             .ok_or(EngineError::NoSuchPayload(id))?;
         let slot = self.slots.remove(pos);
-        for r in &slot.payload.regions {
+        for r in &slot.regions() {
             self.target.unmap(r)?;
         }
         Ok(())

@@ -19,6 +19,15 @@
 //!   jumps, `lea`, relaxed GOT loads), which is what gcc emits by default;
 //!   a payload whose code or data needs an absolute address is refused for
 //!   such an image, since nothing would fix it up at run time.
+//! * What was applied is kept in a [ledger](crate::ledger) appended after
+//!   the image's ELF bytes (a trailer ending in a 16-byte footer; the
+//!   kernel and ELF readers ignore bytes no header points to), so a later
+//!   run continues the stack: arenas continue after the space in use,
+//!   revert restores sites *and* arena bytes, and when the last payload is
+//!   reverted the trailer goes, leaving the original file byte for byte.
+//!   Any image works, with no section to reserve; `strip` and `objcopy`
+//!   drop the trailer (a stripped image cannot be patched anyway: it has no
+//!   `.symtab`).
 
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -28,6 +37,7 @@ use goblin::elf::Elf;
 use xsplice_abi::sections;
 
 use crate::engine::{CodeWriter, HookOutcome, Target};
+use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
 use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
@@ -59,6 +69,9 @@ pub enum ImageError {
     /// No symbol table.
     #[error("image has no .symtab (it must not be stripped)")]
     NoSymbols,
+    /// The ledger trailer is malformed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +93,12 @@ struct Arena {
 /// An executable image patched offline.
 #[derive(Debug, Clone)]
 pub struct ImageTarget {
+    /// The ELF bytes (without the ledger trailer).
     bytes: Vec<u8>,
+    /// The ledger: read from the trailer, replaced by `ledger_write`.
+    ledger: Option<Vec<u8>>,
+    /// Regions placed in the arenas, with what they held before.
+    placed: Vec<Placed>,
     arch: Arch,
     sections: Vec<Section>,
     arenas: [Option<Arena>; 3],
@@ -97,6 +115,10 @@ impl ImageTarget {
         if bytes.len() > MAX_IMAGE {
             return Err(ImageError::TooLarge(bytes.len()));
         }
+        let (elf, ledger) = ledger::split_trailer(&bytes)?;
+        let (elf_len, ledger) = (elf.len(), ledger.map(<[u8]>::to_vec));
+        let mut bytes = bytes;
+        bytes.truncate(elf_len);
         let elf = Elf::parse(&bytes).map_err(|e| ImageError::Parse(e.to_string()))?;
         let arch = match elf.header.e_machine {
             goblin::elf::header::EM_X86_64 => Arch::X86_64,
@@ -181,6 +203,8 @@ impl ImageTarget {
         drop(elf);
         Ok(ImageTarget {
             bytes,
+            ledger,
+            placed: Vec::new(),
             arch,
             sections,
             arenas,
@@ -196,14 +220,39 @@ impl ImageTarget {
         self.arch
     }
 
-    /// The (patched) image bytes.
+    /// The (patched) image's ELF bytes, without the ledger trailer.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
-    /// The (patched) image bytes, by value.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+    /// The (patched) image file: its ELF bytes, then the ledger trailer
+    /// when something is applied.
+    pub fn to_file(&self) -> Result<Vec<u8>, LedgerError> {
+        match &self.ledger {
+            Some(l) if !is_empty_ledger(l) => ledger::with_trailer(&self.bytes, l),
+            _ => Ok(self.bytes.clone()),
+        }
+    }
+
+    /// The ledger bytes read from the image or last written, if any.
+    pub fn ledger_bytes(&self) -> Option<&[u8]> {
+        self.ledger.as_deref()
+    }
+
+    /// Recomputes an arena's use from the regions placed in it: arenas are
+    /// used as stacks, so freeing the top region frees its space.
+    fn recount(&mut self) {
+        for arena in self.arenas.iter_mut().flatten() {
+            let end = arena.addr.saturating_add(arena.size);
+            arena.used = self
+                .placed
+                .iter()
+                .map(|p| p.addr.0.saturating_add(p.size))
+                .filter(|e| *e > arena.addr && *e <= end)
+                .map(|e| e - arena.addr)
+                .max()
+                .unwrap_or(0);
+        }
     }
 
     /// How many hooks were skipped because an offline image cannot run them.
@@ -311,11 +360,48 @@ impl Target for ImageTarget {
     }
 
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {
-        self.write_code(region.addr, &region.bytes)
+        let mut was = std::vec![0u8; region.bytes.len()];
+        self.read(region.addr, &mut was)?;
+        self.write_code(region.addr, &region.bytes)?;
+        self.placed.push(Placed {
+            kind: region.kind,
+            addr: region.addr,
+            size: region.bytes.len() as u64,
+            original: Original::of(&was),
+        });
+        Ok(())
     }
 
-    fn unmap(&mut self, _region: &Region) -> Result<(), TargetError> {
-        // Arena space is not reused: unloading leaves the bytes unreferenced.
+    fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
+        // Put back what the arena held, and free the space.
+        let Some(pos) = self.placed.iter().position(|p| p.addr == region.addr) else {
+            return Err(TargetError::BadAddress(region.addr));
+        };
+        let p = self.placed.remove(pos);
+        let len = usize::try_from(p.size).map_err(|_| TargetError::BadAddress(p.addr))?;
+        match p.original {
+            Original::Fill(b) => self.write_code(p.addr, &std::vec![b; len])?,
+            Original::Bytes(b) => self.write_code(p.addr, &b)?,
+            Original::NotKept => {}
+        }
+        self.recount();
+        Ok(())
+    }
+
+    fn adopt(&mut self, region: &Placed) -> Result<(), TargetError> {
+        let len = usize::try_from(region.size).map_err(|_| TargetError::BadAddress(region.addr))?;
+        self.file_range(region.addr, len)?;
+        self.placed.push(region.clone());
+        self.recount();
+        Ok(())
+    }
+
+    fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
+        Ok(self.ledger.clone())
+    }
+
+    fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
+        self.ledger = Some(bytes.to_vec());
         Ok(())
     }
 
@@ -341,4 +427,9 @@ impl Target for ImageTarget {
         self.skipped_hooks += 1;
         Ok(HookOutcome::Skipped)
     }
+}
+
+/// Whether ledger bytes hold no entry (then the image needs no trailer).
+fn is_empty_ledger(bytes: &[u8]) -> bool {
+    ledger::Ledger::decode(bytes).is_ok_and(|l| l.is_empty())
 }

@@ -55,6 +55,7 @@ mod elf;
 pub mod engine;
 mod error;
 mod layout;
+pub mod ledger;
 mod link;
 mod notes;
 pub mod patch;

@@ -56,8 +56,8 @@
 //! * **Hooks** run in the target: an injected call in one stopped thread
 //!   while the others stay stopped (so a hook must not wait for another
 //!   thread: it would time out, [`PtraceOptions::hook_timeout`]).
-//! * **State across runs**: [`PtraceTarget::ledger_read`] and
-//!   [`PtraceTarget::ledger_write`] keep the engine's ledger in the target
+//! * **State across runs**: [`Target::ledger_read`] and
+//!   [`Target::ledger_write`] keep the engine's ledger in the target
 //!   itself, in a shared memory file named `xsplice-ledger` (visible in
 //!   `/proc/PID/maps` as `/memfd:xsplice-ledger (deleted)`), so separate
 //!   runs of the patcher agree on what is applied, and the record dies with
@@ -82,6 +82,7 @@ use std::vec::Vec;
 
 use crate::engine::{CodeWriter, HookOutcome, Target};
 use crate::exe::{self, Executable, Mapping};
+use crate::ledger::Placed;
 use crate::payload::{Hook, Region};
 use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
@@ -437,33 +438,44 @@ impl PtraceTarget {
         ranges: &[(u64, usize)],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<Duration, TargetError> {
+        let ((), pause) = self.retrying(|t, stopped| {
+            if let Some(hit) = t.in_the_way(stopped, ranges) {
+                return Ok(Attempt::InTheWay(hit));
+            }
+            let mut w = Writer {
+                target: t,
+                stopped,
+                busy: None,
+            };
+            let r = critical(&mut w);
+            Ok(match w.busy {
+                Some(hit) => Attempt::InTheWay(hit),
+                None => Attempt::Done(r?),
+            })
+        })?;
+        self.pauses.push(pause);
+        Ok(pause)
+    }
+
+    /// Runs `f` with every thread stopped; while `f` finds a thread in the
+    /// way, releases them all, backs off (growing from 0.4 ms to 12.8 ms)
+    /// and tries again, at most [`PtraceOptions::retries`] times, then
+    /// refuses with [`PtraceError::Busy`]. Returns `f`'s result and how
+    /// long the threads were stopped for it.
+    fn retrying<R>(
+        &mut self,
+        mut f: impl FnMut(&Self, &Stopped) -> Result<Attempt<R>, TargetError>,
+    ) -> Result<(R, Duration), TargetError> {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
             let stopped = Stopped::all(self.pid, self.opts.timeout)?;
-            let in_way = self.in_the_way(&stopped, ranges);
-            let (result, busy) = match in_way {
-                Some(hit) => (Ok(()), Some(hit)),
-                None => {
-                    let mut w = Writer {
-                        target: self,
-                        stopped: &stopped,
-                        busy: None,
-                    };
-                    let r = critical(&mut w);
-                    let busy = w.busy;
-                    (r, busy)
-                }
-            };
+            let result = f(self, &stopped);
             let pause = stopped.elapsed();
             drop(stopped);
-            match busy {
-                None => {
-                    result?;
-                    self.pauses.push(pause);
-                    return Ok(pause);
-                }
-                Some((tid, pc, site)) if attempt > self.opts.retries => {
+            match result? {
+                Attempt::Done(r) => return Ok((r, pause)),
+                Attempt::InTheWay((tid, pc, site)) if attempt > self.opts.retries => {
                     return Err(PtraceError::Busy {
                         tid,
                         pc,
@@ -472,7 +484,7 @@ impl PtraceTarget {
                     }
                     .into())
                 }
-                Some(_) => {
+                Attempt::InTheWay(_) => {
                     self.retries = self.retries.saturating_add(1);
                     // Let the threads run on past the site.
                     std::thread::sleep(Duration::from_micros(200u64 << attempt.min(6)));
@@ -643,72 +655,19 @@ impl PtraceTarget {
         })
     }
 
-    /// The ledger kept in the process by an earlier run, if any (see the
-    /// module docs). `None` when the process has never been patched.
-    pub fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
-        let Some(addr) = self.ledger_addr()? else {
-            return Ok(None);
-        };
-        let mut header = [0u8; LEDGER_HEADER as usize];
-        self.mem
-            .read(addr, &mut header)
-            .map_err(|errno| self.mem_error(addr, errno))?;
-        let corrupt = PtraceError::LedgerCorrupt {
-            pid: self.pid,
-            addr,
-        };
-        let (magic, len) = header.split_at(LEDGER_MAGIC.len());
-        let len = <[u8; 8]>::try_from(len)
-            .map(u64::from_le_bytes)
-            .map_err(|_| corrupt.clone())?;
-        if magic != LEDGER_MAGIC || len > LEDGER_SIZE - LEDGER_HEADER {
-            return Err(corrupt.into());
-        }
-        if len == 0 {
-            return Ok(None);
-        }
-        let mut bytes = std::vec![0u8; usize::try_from(len).map_err(|_| corrupt)?];
-        let at = addr + LEDGER_HEADER;
-        self.mem
-            .read(at, &mut bytes)
-            .map_err(|errno| self.mem_error(at, errno))?;
-        Ok(Some(bytes))
-    }
-
-    /// Stores the ledger in the process, creating its mapping on first use.
-    /// The bytes are written before the length, so a reader never sees a
-    /// length longer than what was written.
-    pub fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
-        let capacity = (LEDGER_SIZE - LEDGER_HEADER) as usize;
-        if bytes.len() > capacity {
-            return Err(PtraceError::LedgerFull {
-                needed: bytes.len(),
-                capacity,
-            }
-            .into());
-        }
-        let addr = match self.ledger_addr()? {
-            Some(a) => a,
-            None if bytes.is_empty() => return Ok(()),
-            None => self.ledger_create()?,
-        };
-        let at = addr + LEDGER_HEADER;
-        self.mem
-            .write(at, bytes)
-            .map_err(|errno| self.mem_error(at, errno))?;
-        let len = (bytes.len() as u64).to_le_bytes();
-        let at = addr + LEDGER_MAGIC.len() as u64;
-        self.mem
-            .write(at, &len)
-            .map_err(|errno| self.mem_error(at, errno))?;
-        Ok(())
-    }
-
     /// Whether `[addr, addr+len)` lies in one of this patcher's regions of
     /// the given kinds.
     fn in_maps(&self, kinds: &[RegionKind], addr: u64, len: u64) -> bool {
         exe::in_maps(&self.maps, kinds, addr, len)
     }
+}
+
+/// What one attempt of a rendezvous came to.
+enum Attempt<R> {
+    /// Done, with this result.
+    Done(R),
+    /// A thread (tid, PC) is in the way of this site: back off and retry.
+    InTheWay((i32, u64, u64)),
 }
 
 /// The [`CodeWriter`] of a rendezvous: refuses a write over a stopped
@@ -847,8 +806,9 @@ impl Target for PtraceTarget {
     /// region's thanks to the free page kept around every region.
     fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
         let addr = region.addr.0;
-        let len = match self.maps.iter().position(|m| m.addr == addr) {
-            Some(i) => self.maps.remove(i).len,
+        let known = self.maps.iter().position(|m| m.addr == addr);
+        let len = match known.and_then(|i| self.maps.get(i)) {
+            Some(m) => m.len,
             None => sys::maps(self.pid)
                 .map_err(|e| PtraceError::from_proc(self.pid, &e))?
                 .iter()
@@ -856,9 +816,94 @@ impl Target for PtraceTarget {
                 .map(|l| l.end - l.start)
                 .ok_or(TargetError::BadAddress(region.addr))?,
         };
-        self.with_stopped(|t, stopped| {
-            t.syscall(stopped, "munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+        // Never under a thread executing there (its top frame; a return
+        // address deeper in a stack is not looked at).
+        self.retrying(|t, stopped| {
+            let span = usize::try_from(len).unwrap_or(usize::MAX);
+            if let Some((tid, pc, _)) = stopped.pc_inside(&[(addr, span)]) {
+                return Ok(Attempt::InTheWay((tid, pc, addr)));
+            }
+            let args = [addr, len, 0, 0, 0, 0];
+            t.syscall(stopped, "munmap", libc::SYS_munmap, args)?;
+            Ok(Attempt::Done(()))
         })?;
+        if let Some(i) = known {
+            self.maps.remove(i);
+        }
+        Ok(())
+    }
+
+    /// Records a region an earlier run created (from the ledger), so hooks
+    /// in it may run and [`unmap`](Target::unmap) finds it.
+    fn adopt(&mut self, region: &Placed) -> Result<(), TargetError> {
+        if !self.maps.iter().any(|m| m.addr == region.addr.0) {
+            self.maps.push(Mapping {
+                addr: region.addr.0,
+                len: page_up(region.size.max(1)),
+                kind: region.kind,
+            });
+        }
+        Ok(())
+    }
+
+    /// The ledger kept in the process by an earlier run, if any (see the
+    /// module docs). `None` when the process has never been patched.
+    fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
+        let Some(addr) = self.ledger_addr()? else {
+            return Ok(None);
+        };
+        let mut header = [0u8; LEDGER_HEADER as usize];
+        self.mem
+            .read(addr, &mut header)
+            .map_err(|errno| self.mem_error(addr, errno))?;
+        let corrupt = PtraceError::LedgerCorrupt {
+            pid: self.pid,
+            addr,
+        };
+        let (magic, len) = header.split_at(LEDGER_MAGIC.len());
+        let len = <[u8; 8]>::try_from(len)
+            .map(u64::from_le_bytes)
+            .map_err(|_| corrupt.clone())?;
+        if magic != LEDGER_MAGIC || len > LEDGER_SIZE - LEDGER_HEADER {
+            return Err(corrupt.into());
+        }
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut bytes = std::vec![0u8; usize::try_from(len).map_err(|_| corrupt)?];
+        let at = addr + LEDGER_HEADER;
+        self.mem
+            .read(at, &mut bytes)
+            .map_err(|errno| self.mem_error(at, errno))?;
+        Ok(Some(bytes))
+    }
+
+    /// Stores the ledger in the process, creating its mapping on first use.
+    /// The bytes are written before the length, so a reader never sees a
+    /// length longer than what was written.
+    fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
+        let capacity = (LEDGER_SIZE - LEDGER_HEADER) as usize;
+        if bytes.len() > capacity {
+            return Err(PtraceError::LedgerFull {
+                needed: bytes.len(),
+                capacity,
+            }
+            .into());
+        }
+        let addr = match self.ledger_addr()? {
+            Some(a) => a,
+            None if bytes.is_empty() => return Ok(()),
+            None => self.ledger_create()?,
+        };
+        let at = addr + LEDGER_HEADER;
+        self.mem
+            .write(at, bytes)
+            .map_err(|errno| self.mem_error(at, errno))?;
+        let len = (bytes.len() as u64).to_le_bytes();
+        let at = addr + LEDGER_MAGIC.len() as u64;
+        self.mem
+            .write(at, &len)
+            .map_err(|errno| self.mem_error(at, errno))?;
         Ok(())
     }
 
