@@ -91,7 +91,7 @@ pub fn build(tmp: &Path, name: &str) -> Result<Built, String> {
     Ok(Built { server, fix, dir })
 }
 
-/// One line `tick N vat V old O new N bad B fixes F`.
+/// One line `tick N vat V old O new N bad B fixes F signals S eintr E`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tick {
     /// Tick number.
@@ -106,6 +106,10 @@ pub struct Tick {
     pub bad: u64,
     /// The server's fix counter (bumped by the hooks).
     pub fixes: i64,
+    /// SIGUSR1 signals handled so far.
+    pub signals: u64,
+    /// System calls that failed with EINTR so far (must stay 0).
+    pub eintr: u64,
 }
 
 fn parse_tick(line: &str) -> Option<Tick> {
@@ -121,6 +125,8 @@ fn parse_tick(line: &str) -> Option<Tick> {
         new: u64::try_from(num(7)?).ok()?,
         bad: u64::try_from(num(9)?).ok()?,
         fixes: num(11)?,
+        signals: u64::try_from(num(13)?).ok()?,
+        eintr: u64::try_from(num(15)?).ok()?,
     })
 }
 
@@ -164,6 +170,15 @@ impl Server {
         }
     }
 
+    /// Parses and checks a tick line: no garbage result, no EINTR.
+    fn record(&mut self, line: &str) -> Option<Tick> {
+        let t = parse_tick(line)?;
+        assert_eq!(t.bad, 0, "the server saw a garbage result: {line}");
+        assert_eq!(t.eintr, 0, "a system call was not restarted: {line}");
+        self.seen.push(t);
+        Some(t)
+    }
+
     /// The next tick line (panics if the server stops printing: it died).
     pub fn tick(&mut self) -> Tick {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -171,9 +186,7 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(t) = parse_tick(&line) {
-                        assert_eq!(t.bad, 0, "the server saw a garbage result: {line}");
-                        self.seen.push(t);
+                    if let Some(t) = self.record(&line) {
                         return t;
                     }
                 }
@@ -190,10 +203,7 @@ impl Server {
     /// wholly after it.
     pub fn settled(&mut self) -> Tick {
         while let Ok(line) = self.lines.try_recv() {
-            if let Some(t) = parse_tick(&line) {
-                assert_eq!(t.bad, 0, "the server saw a garbage result: {line}");
-                self.seen.push(t);
-            }
+            self.record(&line);
         }
         self.tick();
         self.tick()

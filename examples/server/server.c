@@ -3,18 +3,23 @@
  * apply --pid). Worker threads call the buggy with_vat() in a tight loop
  * and count what it returns; the main thread prints one line per tick:
  *
- *   tick 12 vat 1100 old 48213 new 0 bad 0 fixes 0
+ *   tick 12 vat 1100 old 48213 new 0 bad 0 fixes 0 signals 0 eintr 0
  *
  *   vat    the last value returned for 1000 cents
  *   old    results equal to the buggy value (10% VAT) during the tick
  *   new    results equal to the fixed value (20% VAT) during the tick
  *   bad    any other result: must stay 0 (a torn patch would show here)
  *   fixes  server_fixes, bumped by the fix payload's hooks
+ *   signals  SIGUSR1 and SIGRTMIN signals handled (a patcher must lose none)
+ *   eintr  read()s of an idle pipe that failed with EINTR: a patcher that
+ *          stops threads must restart their system calls, so this stays 0
  *
  * Usage: server [THREADS [TICK_MS [TICKS]]]   (defaults 4, 100, forever)
  * Build: gcc -O2 -pthread -Wl,--build-id server.c -o server
  * (PIE by default; keep the symbol table: do not strip.)
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
@@ -38,6 +43,27 @@ __attribute__((noipa)) long with_vat(long cents)
 
 static atomic_long n_old, n_new, n_bad;
 static atomic_long last = 0;
+static atomic_long n_signals, n_eintr;
+static int idle_pipe[2];
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&n_signals, 1);
+}
+
+/* Blocks in read() forever: nothing is ever written to the pipe. */
+static void *idler(void *arg)
+{
+	char c;
+
+	(void)arg;
+	for (;;) {
+		if (read(idle_pipe[0], &c, 1) < 0 && errno == EINTR)
+			atomic_fetch_add(&n_eintr, 1);
+	}
+	return NULL;
+}
 
 static void *worker(void *arg)
 {
@@ -66,6 +92,19 @@ int main(int argc, char **argv)
 	 * process of this user patch this example. */
 	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
 #endif
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGRTMIN, &sa, NULL);
+	if (pipe(idle_pipe) != 0) {
+		perror("pipe");
+		return 1;
+	}
+	pthread_t idle;
+	if (pthread_create(&idle, NULL, idler, NULL) != 0) {
+		perror("pthread_create");
+		return 1;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("server %d: %d threads\n", (int)getpid(), threads);
 	for (int i = 0; i < threads; i++) {
@@ -79,10 +118,10 @@ int main(int argc, char **argv)
 		struct timespec ts = { tick_ms / 1000, (tick_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) != 0)
 			;
-		printf("tick %ld vat %ld old %ld new %ld bad %ld fixes %ld\n", n,
-		       atomic_load(&last), atomic_exchange(&n_old, 0),
+		printf("tick %ld vat %ld old %ld new %ld bad %ld fixes %ld signals %ld eintr %ld\n",
+		       n, atomic_load(&last), atomic_exchange(&n_old, 0),
 		       atomic_exchange(&n_new, 0), atomic_exchange(&n_bad, 0),
-		       server_fixes);
+		       server_fixes, atomic_load(&n_signals), atomic_load(&n_eintr));
 	}
 	return 0;
 }
