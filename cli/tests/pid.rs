@@ -35,6 +35,49 @@ fn built(name: &str) -> Option<Built> {
     }
 }
 
+/// A payload made by `xsplice build` from the fix's code alone
+/// (`-DFIX_CODE_ONLY`) with one `--patch` and extra arguments.
+fn build_payload(b: &Built, name: &str, patch: &str, extra: &[&str]) -> std::path::PathBuf {
+    let plain = b.dir.join("plain.o");
+    let out = b.dir.join(name);
+    let gcc = Command::new("gcc")
+        .args([
+            "-O2",
+            "-fpie",
+            "-fno-stack-protector",
+            "-DFIX_CODE_ONLY",
+            "-c",
+        ])
+        .arg(harness::example_dir().join("fix.c"))
+        .arg("-o")
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(gcc.success());
+    let mut args = vec![
+        "build",
+        plain.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--patch",
+        patch,
+    ];
+    args.extend_from_slice(extra);
+    let o = xsplice(&args);
+    assert!(o.status.success(), "{:?}", text(&o));
+    out
+}
+
+/// Payload text mappings (anonymous `r-xp`) left in process `pid`.
+fn payload_text(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" r-xp 00000000 00:00 0"))
+        .map(String::from)
+        .collect()
+}
+
 /// `check --pid`, or a skip when ptrace is refused on this machine.
 /// Returns the address of the patch site, read from the output.
 fn check(pid: &str, payload: &Path) -> Option<u64> {
@@ -77,33 +120,12 @@ fn fix_a_running_server_by_pid() {
     let original = code(server.pid, site);
 
     // A payload bound to another build of the server: refused, untouched.
-    let plain = b.dir.join("plain.o");
-    let other = b.dir.join("other.o");
-    let gcc = Command::new("gcc")
-        .args([
-            "-O2",
-            "-fpie",
-            "-fno-stack-protector",
-            "-DFIX_CODE_ONLY",
-            "-c",
-        ])
-        .arg(harness::example_dir().join("fix.c"))
-        .arg("-o")
-        .arg(&plain)
-        .status()
-        .unwrap();
-    assert!(gcc.success());
-    let o = xsplice(&[
-        "build",
-        plain.to_str().unwrap(),
-        "-o",
-        other.to_str().unwrap(),
-        "--patch",
+    let other = build_payload(
+        &b,
+        "other.o",
         "with_vat=fix_with_vat,old-size=16",
-        "--depends",
-        "00112233445566778899aabbccddeeff00112233",
-    ]);
-    assert!(o.status.success(), "{:?}", text(&o));
+        &["--depends", "00112233445566778899aabbccddeeff00112233"],
+    );
     let o = xsplice(&["apply", "--pid", &pid, other.to_str().unwrap()]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -204,12 +226,41 @@ fn fix_a_running_server_by_pid() {
         pauses.last().copied().unwrap_or(0)
     );
     assert_eq!(pauses.len(), 2 * rounds as usize);
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let anon_rx: Vec<&str> = maps
-        .lines()
-        .filter(|l| l.trim_end().ends_with(" r-xp 00000000 00:00 0"))
-        .collect();
-    assert_eq!(anon_rx, Vec::<&str>::new(), "no payload text left mapped");
+    assert_eq!(payload_text(server.pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_thread_always_inside_the_site_makes_apply_refuse() {
+    let Some(b) = built("cli_busy") else {
+        return;
+    };
+    // spin()'s entry is a hot loop: a thread's PC is always in its first 5
+    // bytes, where the jump would go.
+    let mut server = Server::start_with(&b.server, 1, 50, true);
+    let pid = server.pid.to_string();
+    let payload = build_payload(&b, "spin_fix.o", "spin=fix_with_vat,old-size=6", &[]);
+    let Some(site) = check(&pid, &payload) else {
+        return;
+    };
+    let original = code(server.pid, site);
+    let o = xsplice(&["apply", "--pid", &pid, payload.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("inside the code to patch"), "{err}");
+    assert!(
+        err.contains("\nhint: a thread kept executing the code to patch"),
+        "{err}"
+    );
+    assert_eq!(code(server.pid, site), original, "nothing written");
+    assert_eq!(
+        payload_text(server.pid),
+        Vec::<String>::new(),
+        "regions released"
+    );
+    let (out, _) = text(&xsplice(&["list", "--pid", &pid]));
+    assert!(out.contains("nothing applied"), "{out}");
+    server.settled();
+    assert!(server.alive());
 }
 
 #[test]

@@ -143,8 +143,15 @@ pub struct Server {
 impl Server {
     /// Starts `server THREADS TICK_MS` and waits for its first line.
     pub fn start(server: &Path, threads: u32, tick_ms: u32) -> Server {
+        Server::start_with(server, threads, tick_ms, false)
+    }
+
+    /// The same, with `SERVER_SPIN=1` when `spin`: one more thread sits in
+    /// `spin()`'s first bytes forever.
+    pub fn start_with(server: &Path, threads: u32, tick_ms: u32, spin: bool) -> Server {
         let mut child = Command::new(server)
             .args([threads.to_string(), tick_ms.to_string()])
+            .env("SERVER_SPIN", if spin { "1" } else { "0" })
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn server");

@@ -15,6 +15,9 @@
  *          stops threads must restart their system calls, so this stays 0
  *
  * Usage: server [THREADS [TICK_MS [TICKS]]]   (defaults 4, 100, forever)
+ * With SERVER_SPIN=1 in the environment, one more thread runs spin(), whose
+ * entry is a hot loop: its PC is always inside the first 5 bytes, so a
+ * patcher can never write a jump there and must refuse.
  * Build: gcc -O2 -pthread -Wl,--build-id server.c -o server
  * (PIE by default; keep the symbol table: do not strip.)
  */
@@ -39,6 +42,20 @@ volatile long server_fixes;
 __attribute__((noipa)) long with_vat(long cents)
 {
 	return cents + cents / 10;
+}
+
+/* A hot loop at the entry: `1: dec %rdi; jnz 1b` (offsets 0 and 3). */
+__attribute__((noipa)) void spin(long n)
+{
+	__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(n));
+}
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	for (;;)
+		spin(1L << 62);
+	return NULL;
 }
 
 static atomic_long n_old, n_new, n_bad;
@@ -102,6 +119,11 @@ int main(int argc, char **argv)
 	}
 	pthread_t idle;
 	if (pthread_create(&idle, NULL, idler, NULL) != 0) {
+		perror("pthread_create");
+		return 1;
+	}
+	const char *spin_env = getenv("SERVER_SPIN");
+	if (spin_env && spin_env[0] == '1' && pthread_create(&idle, NULL, spinner, NULL) != 0) {
 		perror("pthread_create");
 		return 1;
 	}

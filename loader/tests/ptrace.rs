@@ -109,10 +109,18 @@ fn apply_and_revert_while_threads_run() {
     let pauses = engine.target().pauses();
     let mut sorted: Vec<Duration> = pauses.to_vec();
     sorted.sort();
+    let at = |q: usize| {
+        sorted
+            .get(sorted.len() * q / 100)
+            .copied()
+            .unwrap_or_default()
+    };
     eprintln!(
-        "ptrace rendezvous, 4 busy threads + main, {} writes: median {:?}, max {:?}, {} retries",
+        "ptrace rendezvous, 4 busy threads + main + idler, {} writes: median {:?}, p90 {:?}, p99 {:?}, max {:?}, {} retries",
         sorted.len(),
-        sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
+        at(50),
+        at(90),
+        at(99),
         sorted.last().copied().unwrap_or_default(),
         engine.target().retries(),
     );
