@@ -120,18 +120,26 @@ struct CheckArgs {
     json: bool,
 }
 
+/// Where `apply` and `revert` work: an image written anew to OUT, or a
+/// running process.
+#[derive(Debug, Args)]
+struct Place {
+    /// The executable image (prepared for offline patching: `.xsplice.arena.*` sections, a .symtab).
+    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
+    image: Option<PathBuf>,
+    /// Where to write the resulting image (mode 0755).
+    #[arg(short, long, value_name = "OUT", required_unless_present = "pid")]
+    output: Option<PathBuf>,
+    /// The running process PID instead of an image (through ptrace; Linux x86-64).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
+    pid: Option<i32>,
+}
+
 /// `xsplice apply`.
 #[derive(Debug, Args)]
 struct ApplyArgs {
-    /// The executable image to patch (with `.xsplice.arena.*` sections and a .symtab).
-    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
-    image: Option<PathBuf>,
-    /// Where to write the patched image (mode 0755).
-    #[arg(short, long, value_name = "OUT", required_unless_present = "pid")]
-    output: Option<PathBuf>,
-    /// Patch the running process PID instead of an image (through ptrace).
-    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
-    pid: Option<i32>,
+    #[command(flatten)]
+    place: Place,
     /// Payloads, applied as a stack in this order.
     #[arg(required = true, value_name = "PAYLOAD")]
     payloads: Vec<PathBuf>,
@@ -147,15 +155,8 @@ struct ApplyArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").args(["name", "all"])))]
 struct RevertArgs {
-    /// The patched image.
-    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
-    image: Option<PathBuf>,
-    /// Where to write the result (mode 0755).
-    #[arg(short, long, value_name = "OUT", required_unless_present = "pid")]
-    output: Option<PathBuf>,
-    /// Revert in the running process PID instead (through ptrace).
-    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
-    pid: Option<i32>,
+    #[command(flatten)]
+    place: Place,
     /// The payload to revert, by the name `list` shows or its file name; it must be the top. Default: the top.
     #[arg(value_name = "NAME")]
     name: Option<String>,
@@ -272,7 +273,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             Some(pid) => pid::check(pid, &a.payload, v),
             None => check::run(&a.payload, a.image.as_deref(), a.json, v),
         },
-        Command::Apply(a) => match (a.pid, &a.image, &a.output) {
+        Command::Apply(a) => match (a.place.pid, &a.place.image, &a.place.output) {
             (Some(pid), _, _) => pid::apply(pid, &a.payloads, a.replace, v),
             (None, Some(image), Some(output)) => apply::run(
                 &apply::Request {
@@ -294,7 +295,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 (Some(n), false) => revert::Which::Named(n),
                 (None, false) => revert::Which::Top,
             };
-            let done = match (a.pid, &a.image, &a.output) {
+            let done = match (a.place.pid, &a.place.image, &a.place.output) {
                 (Some(pid), _, _) => pid::revert(pid, &which),
                 (None, Some(image), Some(output)) => revert::run(image, output, &which, a.force),
                 _ => Err(CliError::new(

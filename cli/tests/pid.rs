@@ -18,6 +18,24 @@ fn xsplice(args: &[&str]) -> Output {
         .expect("run xsplice")
 }
 
+/// Runs a command that must succeed; returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let o = xsplice(args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{args:?}: {out}{err}");
+    out
+}
+
+/// Runs a command that must be refused (exit 1, one `error:` line first);
+/// returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let o = xsplice(args);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {out}{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -63,8 +81,7 @@ fn build_payload(b: &Built, name: &str, patch: &str, extra: &[&str]) -> std::pat
         patch,
     ];
     args.extend_from_slice(extra);
-    let o = xsplice(&args);
-    assert!(o.status.success(), "{:?}", text(&o));
+    ok(&args);
     out
 }
 
@@ -126,10 +143,7 @@ fn fix_a_running_server_by_pid() {
         "with_vat=fix_with_vat,old-size=16",
         &["--depends", "00112233445566778899aabbccddeeff00112233"],
     );
-    let o = xsplice(&["apply", "--pid", &pid, other.to_str().unwrap()]);
-    let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("error: "), "{err}");
+    let err = refused(&["apply", "--pid", &pid, other.to_str().unwrap()]);
     assert!(
         err.contains("hint: the payload was built for another binary"),
         "{err}"
@@ -138,9 +152,7 @@ fn fix_a_running_server_by_pid() {
     assert_eq!(server.settled().vat, 1100);
 
     // The fix, applied by PID while the workers run.
-    let o = xsplice(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}{err}");
+    let out = ok(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
     assert!(
         out.contains("applied") && out.contains("threads stopped for"),
         "{out}"
@@ -169,19 +181,15 @@ fn fix_a_running_server_by_pid() {
     );
 
     // The same payload again: refused by name, nothing written.
-    let o = xsplice(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{err}");
-    assert!(err.starts_with("error: "), "{err}");
+    let err = refused(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
+    assert!(err.contains("already applied"), "{err}");
     assert_eq!(code(server.pid, site), patched);
     let t = server.settled();
     assert_eq!((t.vat, t.fixes), (1200, 1), "{t:?}");
 
     // Revert in yet another run: the bug is back, the code bytes too, and
     // the payload's regions are gone from the process.
-    let o = xsplice(&["revert", "--pid", &pid]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}{err}");
+    let out = ok(&["revert", "--pid", &pid]);
     assert!(
         out.starts_with("reverted ") && out.contains("fix.o in process"),
         "{out}"
@@ -191,8 +199,7 @@ fn fix_a_running_server_by_pid() {
     assert_eq!(code(server.pid, site), original);
     let (out, _) = text(&xsplice(&["list", "--pid", &pid]));
     assert!(out.contains("nothing applied"), "{out}");
-    let o = xsplice(&["revert", "--pid", &pid]);
-    assert_eq!(o.status.code(), Some(1), "nothing left to revert");
+    refused(&["revert", "--pid", &pid]);
 
     // Apply and revert by PID, run after run.
     let rounds: u32 = std::env::var("XSPLICE_PID_LOOPS")
@@ -205,9 +212,7 @@ fn fix_a_running_server_by_pid() {
             vec!["apply", "--pid", &pid, b.fix.to_str().unwrap()],
             vec!["revert", "--pid", &pid, "--all"],
         ] {
-            let o = xsplice(&args);
-            let (out, err) = text(&o);
-            assert!(o.status.success(), "{args:?}: {out}{err}");
+            let out = ok(&args);
             pauses.extend(
                 out.split("threads stopped for ")
                     .nth(1)
@@ -243,9 +248,7 @@ fn a_thread_always_inside_the_site_makes_apply_refuse() {
         return;
     };
     let original = code(server.pid, site);
-    let o = xsplice(&["apply", "--pid", &pid, payload.to_str().unwrap()]);
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let err = refused(&["apply", "--pid", &pid, payload.to_str().unwrap()]);
     assert!(err.contains("inside the code to patch"), "{err}");
     assert!(
         err.contains("\nhint: a thread kept executing the code to patch"),
@@ -265,9 +268,7 @@ fn a_thread_always_inside_the_site_makes_apply_refuse() {
 
 #[test]
 fn errors_name_the_process() {
-    let o = xsplice(&["list", "--pid", "2147483647"]);
-    let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1));
+    let err = refused(&["list", "--pid", "2147483647"]);
     assert!(
         err.starts_with("error: process 2147483647: no process with PID 2147483647\nhint: "),
         "{err}"
