@@ -424,6 +424,60 @@ static VENDOR_FIELDS: [Field; 5] = [
     ),
 ];
 
+static SIG_BLOCK_FIELDS: [Field; 2] = [
+    field(
+        "sig",
+        0,
+        64,
+        FieldType::Bytes,
+        V1_0,
+        "Ed25519 signature (RFC 8032, pure) of the ELF bytes before the block",
+    ),
+    field(
+        "key_id",
+        64,
+        8,
+        FieldType::Bytes,
+        V1_0,
+        "first 8 bytes of SHA-256 of the signer's 32-byte public key",
+    ),
+];
+
+static SIG_FOOTER_FIELDS: [Field; 4] = [
+    field(
+        "block_len",
+        0,
+        4,
+        FieldType::U32,
+        V1_0,
+        "bytes between the signed ELF bytes and the footer (72 for Ed25519)",
+    ),
+    field(
+        "algorithm",
+        4,
+        2,
+        FieldType::U16,
+        V1_0,
+        "signature algorithm: 1 = Ed25519",
+    ),
+    field(
+        "version",
+        6,
+        2,
+        FieldType::U16,
+        V1_0,
+        "signature block version: 1",
+    ),
+    field(
+        "magic",
+        8,
+        8,
+        FieldType::Bytes,
+        V1_0,
+        "\"XSPLSIG\\0\": the last 8 bytes of a signed payload",
+    ),
+];
+
 /// Ledger layouts carry the ledger's own version, 1.0 (not a payload format version).
 const L1_0: FormatVersion = FormatVersion::new(1, 0);
 
@@ -847,6 +901,25 @@ pub static LEDGER_FOOTER: Layout = Layout {
     fields: &LEDGER_FOOTER_FIELDS,
 };
 
+/// The Ed25519 signature block (algorithm 1, version 1), appended after the
+/// ELF bytes and followed by the [`SIG_FOOTER`].
+pub static SIG_BLOCK: Layout = Layout {
+    c_name: "xsplice_sig_block",
+    doc: "Ed25519 signature block between a payload's ELF bytes and the signature footer",
+    version: None,
+    size: 72,
+    fields: &SIG_BLOCK_FIELDS,
+};
+
+/// The footer that ends a signed payload.
+pub static SIG_FOOTER: Layout = Layout {
+    c_name: "xsplice_sig_footer",
+    doc: "footer ending a signed payload: file = ELF bytes, block, footer",
+    version: None,
+    size: 16,
+    fields: &SIG_FOOTER_FIELDS,
+};
+
 /// The layout of a record version.
 pub fn record(version: RecordVersion) -> &'static Layout {
     match version {
@@ -856,29 +929,28 @@ pub fn record(version: RecordVersion) -> &'static Layout {
     }
 }
 
-/// Every payload layout, records first.
-pub fn all() -> [&'static Layout; 5] {
-    [
-        &RECORD_V1,
-        &RECORD_V2,
-        &RECORD_V3,
-        &NOTE_DESC,
-        &VENDOR_ENTRY,
-    ]
+/// Every layout: the payload's (records first, then the signature block and
+/// footer), then the ledger's.
+pub fn all() -> &'static [&'static Layout] {
+    &ALL
 }
 
-/// Every ledger layout (what a patched target records; not part of a payload).
-pub fn ledger() -> [&'static Layout; 7] {
-    [
-        &LEDGER_HEADER,
-        &LEDGER_ENTRY,
-        &LEDGER_REGION,
-        &LEDGER_SITE,
-        &LEDGER_EXPORT,
-        &LEDGER_HOOK,
-        &LEDGER_FOOTER,
-    ]
-}
+static ALL: [&Layout; 14] = [
+    &RECORD_V1,
+    &RECORD_V2,
+    &RECORD_V3,
+    &NOTE_DESC,
+    &VENDOR_ENTRY,
+    &SIG_BLOCK,
+    &SIG_FOOTER,
+    &LEDGER_HEADER,
+    &LEDGER_ENTRY,
+    &LEDGER_REGION,
+    &LEDGER_SITE,
+    &LEDGER_EXPORT,
+    &LEDGER_HOOK,
+    &LEDGER_FOOTER,
+];
 
 #[cfg(test)]
 mod tests {
@@ -889,7 +961,7 @@ mod tests {
     /// Every layout covers every byte exactly once, in order.
     #[test]
     fn fields_tile_the_struct() {
-        for l in all().into_iter().chain(ledger()) {
+        for l in all() {
             let mut at = 0;
             for f in l.fields {
                 assert_eq!(f.offset, at, "{}.{}", l.c_name, f.name);
@@ -983,6 +1055,13 @@ mod tests {
             VENDOR_ENTRY,
             VendorEntryHeader,
             [vendor, kind, flags, record, len]
+        );
+        use crate::signature::{Ed25519Block, SigFooter};
+        agree!(SIG_BLOCK, Ed25519Block, [sig, key_id]);
+        agree!(
+            SIG_FOOTER,
+            SigFooter,
+            [block_len, algorithm, version, magic]
         );
         agree!(
             LEDGER_HEADER,

@@ -20,6 +20,8 @@
 //!   version that introduced it.
 //! * [`AbiNote`] — the `.note.xsplice` descriptor.
 //! * [`vendor`] — `.xsplice.vendor` extension entries.
+//! * [`signature`] — the signature block and footer appended after the ELF
+//!   bytes of a signed payload.
 //! * [`layout`] — a table of every field of every layout, from which the
 //!   specification, the C header and the JSON Schemas are generated.
 //! * [`ledger`] — constants of the ledger a patched target keeps of what
@@ -95,6 +97,7 @@ pub mod ledger;
 mod note;
 pub mod raw;
 pub mod sections;
+pub mod signature;
 pub mod vendor;
 mod version;
 mod view;

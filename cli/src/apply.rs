@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use xsplice_loader::engine::{Engine, State, Target};
 use xsplice_loader::image::ImageTarget;
+use xsplice_loader::LoadOptions;
 
 use crate::error::{engine_error, CliError};
 use crate::{files, load, Output, Verbosity};
@@ -26,6 +27,8 @@ pub(crate) struct Request<'a> {
     pub replace: bool,
     /// Allow overwriting an input.
     pub force: bool,
+    /// Loader options: the signature policy and trusted keys.
+    pub opts: LoadOptions,
 }
 
 /// Loads and applies each payload in order (with `replace`, the last one
@@ -36,7 +39,7 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
     files::refuse_overwrite(req.output, &inputs, req.force)?;
 
     let target = load::open_image(req.image)?;
-    let mut engine = load::open_engine(target, req.image)?;
+    let mut engine = load::open_engine(target, req.image, &req.opts)?;
     let mut out = Output::default();
     let last = req.payloads.len().saturating_sub(1);
     for (i, path) in req.payloads.iter().enumerate() {
@@ -65,6 +68,10 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
             p.record_version,
             p.format
         ));
+        if p.signature != xsplice_loader::signature::SignatureStatus::Unsigned {
+            let sig = crate::sign::SignatureReport::from(&p.signature);
+            out.line(format!("  signature: {}", sig.text()));
+        }
         for r in &p.records {
             let what = if r.func.is_nop() {
                 format!("{} bytes of NOPs", r.func.new_size)

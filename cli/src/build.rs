@@ -53,6 +53,9 @@ pub(crate) struct BuildArgs {
     /// Allow PAYLOAD to be OBJECT itself.
     #[arg(long)]
     force: bool,
+    /// Sign the payload with this private key (PEM PKCS#8, see `xsplice keygen`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 /// Bytes given in hex on the command line.
@@ -338,6 +341,14 @@ pub(crate) fn run(a: &BuildArgs, v: Verbosity) -> Result<Output, CliError> {
         engine.check(id).map_err(err)?;
         out.line(format!("checked: would apply to {}", path.display()));
     }
+    let payload = match &a.sign {
+        Some(key) => {
+            let (signed, line) = crate::sign::sign_output(key, &a.output, &payload)?;
+            out.line(line);
+            signed
+        }
+        None => payload,
+    };
     files::write(&a.output, &payload, 0o644)?;
     out.stdout.insert_str(
         0,

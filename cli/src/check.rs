@@ -34,6 +34,8 @@ struct Verdict {
     warnings: Vec<String>,
     /// Without an image: names resolved to the placeholder.
     unresolved: Vec<String>,
+    /// The signature (`null` when the payload did not load).
+    signature: Option<crate::sign::SignatureReport>,
 }
 
 /// Loads `payload` fully; with `image`, also runs the engine's check
@@ -42,6 +44,7 @@ pub(crate) fn run(
     payload: &Path,
     image: Option<&Path>,
     json: bool,
+    opts: &xsplice_loader::LoadOptions,
     v: Verbosity,
 ) -> Result<Output, CliError> {
     let image_report = |build_id: Option<String>, applied: Vec<String>| {
@@ -51,7 +54,7 @@ pub(crate) fn run(
             applied,
         })
     };
-    let result = load::load(payload, image).and_then(|mut loaded| {
+    let result = load::load(payload, image, opts).and_then(|mut loaded| {
         if let Some(img) = loaded.image.as_mut() {
             let id = img.id;
             img.engine
@@ -76,6 +79,7 @@ pub(crate) fn run(
                     format: None,
                     warnings: Vec::new(),
                     unresolved: Vec::new(),
+                    signature: None,
                 };
                 let mut doc = to_json(&verdict)?;
                 doc.push('\n');
@@ -112,6 +116,7 @@ pub(crate) fn run(
             format: Some(p.format.into()),
             warnings,
             unresolved,
+            signature: Some((&p.signature).into()),
         };
         out.line(to_json(&verdict)?);
         return Ok(out);
@@ -125,6 +130,10 @@ pub(crate) fn run(
         if p.records.len() == 1 { "" } else { "s" },
         p.record_version,
         p.format
+    ));
+    out.line(format!(
+        "  signature: {}",
+        crate::sign::SignatureReport::from(&p.signature).text()
     ));
     if let Some(img) = image {
         out.line(format!(

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use xsplice_loader::engine::EngineError;
 use xsplice_loader::image::ImageError;
+use xsplice_loader::signature::SignatureError;
 use xsplice_loader::{HeaderProblem, LoadError, NoteProblem, RecordProblem, SymbolProblem};
 
 /// A failed command: exit status 1.
@@ -82,6 +83,13 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
                  symbols resolve to {}; pass --image IMAGE to use real addresses",
             xsplice_loader::PLACEHOLDER
         )),
+        LoadError::Signature(SignatureError::Unsigned) => Some(
+            "sign it with `xsplice sign --key KEY PAYLOAD -o OUT` (see spec/SPEC.md, section 15)"
+                .to_string(),
+        ),
+        LoadError::Signature(SignatureError::UnknownKey { .. }) => Some(
+            "pass the signer's public key with --trusted-key PUB if you trust it".to_string(),
+        ),
         LoadError::Target(_) if image.is_some() => Some(
             "the image's arenas (`.xsplice.arena.text`, `.rodata`, `.data`) are missing or too small"
                 .to_string(),

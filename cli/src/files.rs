@@ -85,16 +85,15 @@ pub(crate) fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError
             path.display()
         )));
     }
-    let name = path.file_name().ok_or_else(|| {
-        CliError::new(format!(
+    if path.file_name().is_none() {
+        return Err(CliError::new(format!(
             "cannot write `{}`: not a file name",
             path.display()
-        ))
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".xsplice-{}.tmp", std::process::id()));
-    let tmp: PathBuf = path.with_file_name(tmp_name);
+        )));
+    }
+    // A short name of its own, so that any valid output name works (the
+    // output's own name may already be at the file-name length limit).
+    let tmp: PathBuf = path.with_file_name(format!(".xsplice-{}.tmp", std::process::id()));
     let result = fs::write(&tmp, bytes)
         .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)))
         .and_then(|()| fs::rename(&tmp, path));

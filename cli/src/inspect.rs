@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use xsplice_loader::LoadOptions;
+
 use crate::error::CliError;
 use crate::report::Report;
 use crate::{load, Output, Verbosity};
@@ -12,9 +14,10 @@ pub(crate) fn run(
     payload: &Path,
     image: Option<&Path>,
     json: bool,
+    opts: &LoadOptions,
     v: Verbosity,
 ) -> Result<Output, CliError> {
-    let loaded = load::load(payload, image)?;
+    let loaded = load::load(payload, image, opts)?;
     let report = Report::new(&payload.display().to_string(), &loaded);
     let mut out = Output::default();
     if json {

@@ -169,7 +169,7 @@ impl ListReport {
 /// Lists what is applied to an offline image.
 pub(crate) fn image(image: &Path, json: bool, v: Verbosity) -> Result<Output, CliError> {
     let target = load::open_image(image)?;
-    let engine = load::open_engine(target, image)?;
+    let engine = load::open_engine(target, image, &xsplice_loader::LoadOptions::default())?;
     let ledger = engine
         .ledger()
         .map_err(|e| CliError::new(format!("{}: {e}", image.display())))?;

@@ -37,11 +37,11 @@ pub(crate) struct ImageLoad {
 
 /// Loads `payload` against nothing: undefined symbols resolve to
 /// [`xsplice_loader::PLACEHOLDER`] and regions get synthetic addresses.
-pub(crate) fn dry(payload: &Path) -> Result<Loaded, CliError> {
+pub(crate) fn dry(payload: &Path, opts: &LoadOptions) -> Result<Loaded, CliError> {
     let bytes = files::read(payload, files::payload_limit(), "payload")?;
     let mut dry = DryRun::default();
     let loaded = dry
-        .load(&bytes, &LoadOptions::default())
+        .load(&bytes, opts)
         .map_err(|e| load_error(payload, &e, None))?;
     Ok(Loaded {
         payload: loaded,
@@ -60,20 +60,26 @@ pub(crate) fn open_image(image: &Path) -> Result<ImageTarget, CliError> {
 pub(crate) fn open_engine(
     target: ImageTarget,
     image: &Path,
+    opts: &LoadOptions,
 ) -> Result<Engine<ImageTarget>, CliError> {
-    Engine::open(target, LoadOptions::default()).map_err(|e| {
+    Engine::open(target, opts.clone()).map_err(|e| {
         CliError::new(format!("{}: {e}", image.display())).hint(
-            "the image's ledger (what earlier runs applied) does not match the image;              start again from the unpatched image",
+            "the image's ledger (what earlier runs applied) does not match the image; \
+             start again from the unpatched image",
         )
     })
 }
 
 /// Loads `payload` into an engine over `image`, without applying it.
-pub(crate) fn with_image(payload: &Path, image: &Path) -> Result<Loaded, CliError> {
+pub(crate) fn with_image(
+    payload: &Path,
+    image: &Path,
+    opts: &LoadOptions,
+) -> Result<Loaded, CliError> {
     let target = open_image(image)?;
     let build_id = xsplice_loader::engine::Target::build_id(&target).map(<[u8]>::to_vec);
     let bytes = files::read(payload, files::payload_limit(), "payload")?;
-    let mut engine = open_engine(target, image)?;
+    let mut engine = open_engine(target, image, opts)?;
     let applied = engine
         .applied()
         .iter()
@@ -99,10 +105,14 @@ pub(crate) fn with_image(payload: &Path, image: &Path) -> Result<Loaded, CliErro
     })
 }
 
-/// Loads either way.
-pub(crate) fn load(payload: &Path, image: Option<&Path>) -> Result<Loaded, CliError> {
+/// Loads either way, with `opts` (the signature policy and trusted keys).
+pub(crate) fn load(
+    payload: &Path,
+    image: Option<&Path>,
+    opts: &LoadOptions,
+) -> Result<Loaded, CliError> {
     match image {
-        Some(img) => with_image(payload, img),
-        None => dry(payload),
+        Some(img) => with_image(payload, img, opts),
+        None => dry(payload, opts),
     }
 }

@@ -29,11 +29,13 @@ mod error;
 mod files;
 mod info;
 mod inspect;
+mod keys;
 mod list;
 mod load;
 mod pid;
 mod report;
 mod revert;
+mod sign;
 mod upgrade;
 
 use std::io::{self, Write as _};
@@ -89,6 +91,10 @@ enum Command {
     Schema(SchemaArgs),
     /// Print the C header `xsplice_abi.h` (structs with `_Static_assert` offset checks).
     Header,
+    /// Make an Ed25519 key pair: KEY (PEM PKCS#8, as openssl writes it) and KEY.pub.
+    Keygen(keys::KeygenArgs),
+    /// Sign a payload with an Ed25519 key (re-signing replaces the signature).
+    Sign(sign::SignArgs),
 }
 
 /// `xsplice inspect`.
@@ -96,6 +102,9 @@ enum Command {
 struct InspectArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
+    /// Signature verification.
+    #[command(flatten)]
+    trust: sign::TrustArgs,
     /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -109,6 +118,9 @@ struct InspectArgs {
 struct CheckArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
+    /// Signature verification.
+    #[command(flatten)]
+    trust: sign::TrustArgs,
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -149,6 +161,9 @@ struct ApplyArgs {
     /// Allow OUT to be the input image (or a payload) itself.
     #[arg(long)]
     force: bool,
+    /// Signature verification.
+    #[command(flatten)]
+    trust: sign::TrustArgs,
 }
 
 /// `xsplice revert`.
@@ -196,6 +211,9 @@ struct UpgradeArgs {
     /// Allow OUT to be the input payload itself.
     #[arg(long)]
     force: bool,
+    /// Sign the rewritten payload with this private key (a signature of the input is dropped: it signed other bytes).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 /// `xsplice layout`.
@@ -268,13 +286,27 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
         verbose: cli.verbose,
     };
     match &cli.command {
-        Command::Inspect(a) => inspect::run(&a.payload, a.image.as_deref(), a.json, v),
+        Command::Inspect(a) => inspect::run(
+            &a.payload,
+            a.image.as_deref(),
+            a.json,
+            &a.trust.load_options()?,
+            v,
+        ),
         Command::Check(a) => match a.pid {
-            Some(pid) => pid::check(pid, &a.payload, v),
-            None => check::run(&a.payload, a.image.as_deref(), a.json, v),
+            Some(pid) => pid::check(pid, &a.payload, a.trust.load_options()?, v),
+            None => check::run(
+                &a.payload,
+                a.image.as_deref(),
+                a.json,
+                &a.trust.load_options()?,
+                v,
+            ),
         },
         Command::Apply(a) => match (a.place.pid, &a.place.image, &a.place.output) {
-            (Some(pid), _, _) => pid::apply(pid, &a.payloads, a.replace, v),
+            (Some(pid), _, _) => {
+                pid::apply(pid, &a.payloads, a.replace, a.trust.load_options()?, v)
+            }
             (None, Some(image), Some(output)) => apply::run(
                 &apply::Request {
                     image,
@@ -282,6 +314,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     payloads: &a.payloads,
                     replace: a.replace,
                     force: a.force,
+                    opts: a.trust.load_options()?,
                 },
                 v,
             ),
@@ -315,7 +348,9 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             (None, None) => Err(CliError::new("list needs --image IMAGE or --pid PID")),
         },
         Command::Build(a) => build::run(a, v),
-        Command::Upgrade(a) => upgrade::run(&a.payload, a.to, &a.output, a.force, v),
+        Command::Upgrade(a) => {
+            upgrade::run(&a.payload, a.to, &a.output, a.force, a.sign.as_deref(), v)
+        }
         Command::Layout(a) => info::layout(a.version, a.json),
         Command::Schema(a) => info::schema(&info::SchemaChoice {
             version: a.version,
@@ -328,6 +363,8 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             stdout: xsplice_spec::header(),
             stderr: Vec::new(),
         }),
+        Command::Keygen(a) => keys::keygen(a, v),
+        Command::Sign(a) => sign::run(a, v),
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use xsplice_loader::LoadOptions;
+
 use crate::error::CliError;
 use crate::revert::Which;
 use crate::{Output, Verbosity};
@@ -16,7 +18,13 @@ mod imp {
         CliError::new("--pid: patching a running process needs Linux on x86-64")
     }
 
-    pub(crate) fn apply(_: i32, _: &[PathBuf], _: bool, _: Verbosity) -> Result<Output, CliError> {
+    pub(crate) fn apply(
+        _: i32,
+        _: &[PathBuf],
+        _: bool,
+        _: LoadOptions,
+        _: Verbosity,
+    ) -> Result<Output, CliError> {
         Err(unsupported())
     }
 
@@ -28,7 +36,12 @@ mod imp {
         Err(unsupported())
     }
 
-    pub(crate) fn check(_: i32, _: &Path, _: Verbosity) -> Result<Output, CliError> {
+    pub(crate) fn check(
+        _: i32,
+        _: &Path,
+        _: LoadOptions,
+        _: Verbosity,
+    ) -> Result<Output, CliError> {
         Err(unsupported())
     }
 }
@@ -39,7 +52,7 @@ mod imp {
 
     use xsplice_loader::engine::{Engine, EngineError, Target as _};
     use xsplice_loader::ptrace::{PtraceError, PtraceOptions, PtraceTarget};
-    use xsplice_loader::{LoadError, LoadOptions, TargetError};
+    use xsplice_loader::{LoadError, TargetError};
 
     use crate::error::engine_error;
     use crate::files;
@@ -154,12 +167,12 @@ mod imp {
         }
     }
 
-    /// Opens the process and the engine over it, with the applied stack
-    /// the process's ledger records.
-    fn open(pid: i32) -> Result<Engine<PtraceTarget>, CliError> {
+    /// Opens the process and the engine over it (loading payloads with
+    /// `opts`), with the applied stack the process's ledger records.
+    fn open(pid: i32, opts: LoadOptions) -> Result<Engine<PtraceTarget>, CliError> {
         let target = PtraceTarget::attach(pid, PtraceOptions::default())
             .map_err(|e| ptrace_error(pid, &format!("process {pid}"), &e))?;
-        Engine::open(target, LoadOptions::default()).map_err(|e| {
+        Engine::open(target, opts).map_err(|e| {
             let err = engine_err(pid, None, None, &e);
             match e {
                 EngineError::Ledger(_) | EngineError::LedgerMismatch { .. } => err.hint(format!(
@@ -204,9 +217,10 @@ mod imp {
         pid: i32,
         payloads: &[PathBuf],
         replace: bool,
+        opts: LoadOptions,
         v: Verbosity,
     ) -> Result<Output, CliError> {
-        let mut engine = open(pid)?;
+        let mut engine = open(pid, opts)?;
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let mut out = Output::default();
         let last = payloads.len().saturating_sub(1);
@@ -258,7 +272,7 @@ mod imp {
     }
 
     pub(crate) fn revert(pid: i32, which: &Which<'_>) -> Result<Output, CliError> {
-        let mut engine = open(pid)?;
+        let mut engine = open(pid, LoadOptions::default())?;
         let mut out = Output::default();
         for id in crate::revert::pick(&engine, which)? {
             let name = engine.name(id).unwrap_or_default().to_string();
@@ -275,7 +289,7 @@ mod imp {
     }
 
     pub(crate) fn list(pid: i32, json: bool, v: Verbosity) -> Result<Output, CliError> {
-        let engine = open(pid)?;
+        let engine = open(pid, LoadOptions::default())?;
         let ledger = engine
             .ledger()
             .map_err(|e| engine_err(pid, None, None, &e))?;
@@ -294,8 +308,13 @@ mod imp {
         Ok(out)
     }
 
-    pub(crate) fn check(pid: i32, payload: &Path, v: Verbosity) -> Result<Output, CliError> {
-        let mut engine = open(pid)?;
+    pub(crate) fn check(
+        pid: i32,
+        payload: &Path,
+        opts: LoadOptions,
+        v: Verbosity,
+    ) -> Result<Output, CliError> {
+        let mut engine = open(pid, opts)?;
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let err = |e| engine_err(pid, Some(payload), build_id.as_deref(), &e);
         let bytes = files::read(payload, files::payload_limit(), "payload")?;

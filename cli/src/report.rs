@@ -62,9 +62,7 @@ pub(crate) struct ImageReport {
     pub path: String,
     /// Its GNU build-id, hex.
     pub build_id: Option<String>,
-    /// Payloads already applied to it (its ledger), bottom first; omitted
-    /// when none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Payloads already applied to it (its ledger), bottom first.
     pub applied: Vec<String>,
 }
 
@@ -210,6 +208,8 @@ pub(crate) struct Report {
     pub warnings: Vec<String>,
     /// Dry run: names resolved to the placeholder (empty with an image).
     pub unresolved: Vec<String>,
+    /// The signature and whether it verified against the --trusted-key keys.
+    pub signature: crate::sign::SignatureReport,
 }
 
 impl Report {
@@ -298,6 +298,7 @@ impl Report {
                 .collect(),
             warnings: p.warnings.iter().map(ToString::to_string).collect(),
             unresolved: loaded.unresolved.clone().unwrap_or_default(),
+            signature: (&p.signature).into(),
         }
     }
 
@@ -325,6 +326,7 @@ impl Report {
             None => kv("image", "none (dry run: synthetic addresses)"),
         }
         kv("arch", self.arch);
+        kv("signature", &self.signature.text());
         kv(
             "format",
             &format!("{}.{}", self.format.major, self.format.minor),

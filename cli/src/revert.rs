@@ -72,7 +72,7 @@ pub(crate) fn run(
 ) -> Result<Output, CliError> {
     files::refuse_overwrite(output, &[image], force)?;
     let target = load::open_image(image)?;
-    let mut engine = load::open_engine(target, image)?;
+    let mut engine = load::open_engine(target, image, &xsplice_loader::LoadOptions::default())?;
     let mut out = Output::default();
     for id in pick(&engine, which)? {
         let name = engine.name(id).unwrap_or_default().to_string();

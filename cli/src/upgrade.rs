@@ -16,6 +16,7 @@ pub(crate) fn run(
     to: u16,
     output: &Path,
     force: bool,
+    sign: Option<&Path>,
     v: Verbosity,
 ) -> Result<Output, CliError> {
     files::refuse_overwrite(output, &[payload], force)?;
@@ -25,7 +26,9 @@ pub(crate) fn run(
     let before = DryRun::default()
         .load(&bytes, &LoadOptions::default())
         .map_err(|e| load_error(payload, &e, None))?;
-    let rewritten = rewrite_version(&bytes, to).map_err(|e| {
+    // A signature covers the input's bytes, not the rewritten ones.
+    let (elf, dropped) = crate::sign::without_signature(payload, &bytes)?;
+    let rewritten = rewrite_version(elf, to).map_err(|e| {
         let err = CliError::new(format!("{}: {e}", payload.display()));
         match e {
             WriteError::Record { .. } => err.hint(format!(
@@ -42,8 +45,26 @@ pub(crate) fn run(
                 output.display()
             ))
         })?;
-    files::write(output, &rewritten, 0o644)?;
     let mut out = Output::default();
+    let (rewritten, signed) = match sign {
+        Some(key) => {
+            let (bytes, line) = crate::sign::sign_output(key, output, &rewritten)?;
+            (bytes, Some(line))
+        }
+        None => (rewritten, None),
+    };
+    files::write(output, &rewritten, 0o644)?;
+    if let Some(d) = dropped {
+        out.warn(format!(
+            "{}: dropped the input's signature ({d}): it does not cover the rewritten bytes{}",
+            payload.display(),
+            if sign.is_some() {
+                ""
+            } else {
+                "; sign the output with --sign KEY"
+            }
+        ));
+    }
     if !v.quiet {
         out.line(format!(
             "upgraded {} ({} x {}, format {}) -> {} ({} x {}, format {})",
@@ -56,6 +77,9 @@ pub(crate) fn run(
             after.record_version,
             after.format
         ));
+        if let Some(line) = signed {
+            out.line(line);
+        }
     }
     for w in &after.warnings {
         out.warn(w.to_string());

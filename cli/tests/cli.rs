@@ -2,129 +2,13 @@
 //! JSON of `inspect`, every exit status, offline apply (running the patched
 //! image), `--replace`, `build`, `upgrade` round trips, and malformed inputs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
 use serde_json::Value;
-
-/// The workspace root: every command runs there, with relative paths, so
-/// `file` in the JSON is stable.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-fn xsplice(args: &[&str]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_xsplice"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
-    let run = Run {
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-        code: out.status.code().unwrap_or(-1),
-    };
-    assert!(
-        !run.stderr.contains("panicked") && !run.stderr.contains("internal error"),
-        "{args:?}: {}",
-        run.stderr
-    );
-    run
-}
-
-/// Runs and expects success.
-fn ok(args: &[&str]) -> Run {
-    let r = xsplice(args);
-    assert_eq!(
-        r.code, 0,
-        "{args:?}\nstdout: {}\nstderr: {}",
-        r.stdout, r.stderr
-    );
-    r
-}
-
-/// Runs and expects exit 1 with exactly one `error:` line on stderr.
-fn fails(args: &[&str]) -> Run {
-    let r = xsplice(args);
-    assert_eq!(
-        r.code, 1,
-        "{args:?}\nstdout: {}\nstderr: {}",
-        r.stdout, r.stderr
-    );
-    let errors = r
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .count();
-    assert_eq!(errors, 1, "{args:?}: {}", r.stderr);
-    assert!(r.stderr.starts_with("error: "), "{args:?}: {}", r.stderr);
-    for l in r.stderr.lines() {
-        assert!(
-            l.starts_with("error: ") || l.starts_with("hint: "),
-            "{args:?}: unexpected stderr line {l:?}"
-        );
-    }
-    r
-}
-
-fn json(args: &[&str]) -> Value {
-    serde_json::from_str(&ok(args).stdout).unwrap()
-}
-
-/// A fresh directory for one test's outputs.
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xsplice-cli-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs an executable, retrying while another test's fork briefly holds the
-/// freshly written file open (ETXTBSY, os error 26).
-fn run_exe(exe: &Path) -> (String, i32) {
-    let mut tries = 0;
-    let out = loop {
-        match Command::new(exe).output() {
-            Err(e) if e.raw_os_error() == Some(26) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => break other.unwrap(),
-        }
-    };
-    (
-        String::from_utf8(out.stdout).unwrap().trim().to_string(),
-        out.status.code().unwrap_or(-1),
-    )
-}
-
-const HV: &str = "examples/hypervisor/hv";
-const FIX: &str = "examples/hypervisor/fix.o";
-const FIX_V1: &str = "examples/hypervisor/fix_v1.o";
-const FIXED_V3: &str = "hv: version 2, sum = 10 (expected 10), fix hv-fix-1/v3: OK";
-const HV_BUILD_ID: &str = "b1b24e0136401115e7741104b0b9aae7b8ed0ee1";
-
-fn fixture(name: &str) -> String {
-    format!("compat-tests/fixtures/{name}")
-}
-
-fn records(v: &Value) -> &Vec<Value> {
-    v["records"].as_array().unwrap()
-}
 
 // ---------------------------------------------------------------- inspect
 
@@ -775,7 +659,19 @@ fn layout_schema_header() {
         (Some(64), Some(32))
     );
     assert_eq!(expect["feature"], "EXPECT");
-    assert_eq!(json(&["layout", "--json"]).as_array().unwrap().len(), 5);
+    // Five payload layouts (records, note, vendor entry), the signature
+    // block and footer, then the ledger's seven.
+    let all = json(&["layout", "--json"]);
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["c_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 14, "{names:?}");
+    assert_eq!(names[0], "xsplice_patch_func_v1");
+    assert_eq!(names[5], "xsplice_sig_block");
+    assert_eq!(names[7], "xsplice_ledger_header");
 
     for (args, file) in [
         (vec!["schema"], "record-v3"),

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the offline-patching example: the image hv and its fix payloads.
 #
-#   build.sh           build hv, fix.o, fix_v1.o here, check them, run ./hv
+#   build.sh           build hv, fix.o, fix_v1.o, fix_sum.o, fix_version.o here,
+#                      check them, run ./hv
 #   build.sh --check   build into a temporary directory and cmp against the
-#                      committed hv, fix.o, fix_v1.o; exit non-zero on any
+#                      committed files; exit non-zero on any
 #                      difference
 #
 # Runs from any cwd. Byte-identical output needs the toolchain that built the
@@ -49,6 +50,9 @@ run gcc -O1 -fno-pie -no-pie -Wl,--build-id=sha1 "${COMMON[@]}" hv.c -o "$OUT/hv
 # The payloads: relocatable, -fno-pic (what a hypervisor is built with).
 run gcc -O2 -fno-pic "${COMMON[@]}" -c fix.c -o "$OUT/fix.o"
 run gcc -O2 -fno-pic "${COMMON[@]}" -c fix_v1.c -o "$OUT/fix_v1.o"
+# A stack of two: fix_version.o depends on fix_sum.o's build-id.
+run gcc -O2 -fno-pic "${COMMON[@]}" -c fix_sum.c -o "$OUT/fix_sum.o"
+run gcc -O2 -fno-pic "${COMMON[@]}" -c fix_version.c -o "$OUT/fix_version.o"
 
 python3 "$HERE/check.py" "$OUT"
 
@@ -74,9 +78,9 @@ done
 
 if [[ $mode == check ]]; then
 	status=0
-	for f in hv fix.o fix_v1.o; do
+	for f in hv fix.o fix_v1.o fix_sum.o fix_version.o; do
 		cmp "$OUT/$f" "$HERE/$f" || status=1
 	done
-	[[ $status == 0 ]] && echo "build.sh --check: hv, fix.o, fix_v1.o identical"
+	[[ $status == 0 ]] && echo "build.sh --check: hv, fix.o, fix_v1.o, fix_sum.o, fix_version.o identical"
 	exit $status
 fi

@@ -90,6 +90,11 @@ pub enum LoadError {
     /// The target refused an allocation.
     #[error("target: {0}")]
     Target(crate::TargetError),
+    /// The payload's signature is missing, untrusted, wrong or malformed
+    /// under [`crate::LoadOptions::signature_policy`]. Checked before any
+    /// ELF parsing.
+    #[error("signature: {0}")]
+    Signature(crate::signature::SignatureError),
 }
 
 /// What is wrong with the ELF header.

@@ -15,6 +15,9 @@
 //!    [`engine::Target`] that the hypervisor implements: every byte is
 //!    computed and checked before the stop-the-world step, which only writes.
 //!
+//! Before any of this, [`signature`] checks the payload's Ed25519 signature
+//! (appended after the ELF bytes) under [`LoadOptions::signature_policy`].
+//!
 //! The core is `no_std + alloc`; with `std` come [`image::ImageTarget`]
 //! (offline patching of an executable) and, on Linux x86-64,
 //! `process::ProcessTarget` (live patching of the running process).
@@ -61,6 +64,7 @@ mod notes;
 pub mod patch;
 mod payload;
 mod reloc;
+pub mod signature;
 
 #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
 mod exe;
@@ -220,6 +224,11 @@ pub struct LoadOptions {
     /// image patched offline): absolute addresses in a payload's code and
     /// data are refused, since nothing would fix them up at run time.
     pub position_independent: bool,
+    /// What to do with payload signatures (default: verify if present).
+    /// Checked before any ELF parsing; see [`signature`].
+    pub signature_policy: signature::SignaturePolicy,
+    /// The public keys whose signatures are trusted (default: none).
+    pub trusted_keys: Vec<signature::TrustedKey>,
 }
 
 impl Default for LoadOptions {
@@ -231,6 +240,8 @@ impl Default for LoadOptions {
             known_vendor_entries: Vec::new(),
             arch: None,
             position_independent: false,
+            signature_policy: signature::SignaturePolicy::default(),
+            trusted_keys: Vec::new(),
         }
     }
 }

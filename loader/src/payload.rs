@@ -15,6 +15,7 @@ use crate::elf::PayloadElf;
 use crate::error::{LoadError, NoteProblem, RecordProblem, SectionProblem, VendorProblem};
 use crate::layout::{lay_out, loaded_bytes, Layout};
 use crate::link::{relocate, resolve_symbols};
+use crate::signature::SignatureStatus;
 use crate::{notes, Allocator, Arch, LoadOptions, RegionKind, Symbol, SymbolSource};
 
 pub use xsplice_abi::NAME_MAX;
@@ -192,6 +193,8 @@ pub struct LoadedPayload {
     pub exports: Vec<Export>,
     /// Warnings.
     pub warnings: Vec<LoadWarning>,
+    /// The payload's signature and whether it verified.
+    pub signature: SignatureStatus,
 }
 
 impl LoadedPayload {
@@ -249,12 +252,26 @@ fn read_build_id(
 ///
 /// Nothing is written to the target: the result holds the relocated bytes
 /// of each region, which the patch engine maps.
+///
+/// The signature is checked first ([`crate::signature::check`], under
+/// [`LoadOptions::signature_policy`]), before any ELF parsing; the ELF
+/// parser then sees exactly the signed bytes, never the trailer.
 pub fn load(
     bytes: &[u8],
     opts: &LoadOptions,
     symbols: &dyn SymbolSource,
     alloc: &mut dyn Allocator,
 ) -> Result<LoadedPayload, LoadError> {
+    // The size limit first: verifying hashes the whole input.
+    if bytes.len() > opts.max_size {
+        return Err(LoadError::TooLarge {
+            size: bytes.len(),
+            limit: opts.max_size,
+        });
+    }
+    let (bytes, signature) =
+        crate::signature::check(bytes, opts.signature_policy, &opts.trusted_keys)
+            .map_err(LoadError::Signature)?;
     let elf = PayloadElf::parse(bytes, opts)?;
     let funcs = elf
         .find(sections::FUNCS)
@@ -423,6 +440,7 @@ pub fn load(
         vendor,
         exports,
         warnings,
+        signature,
     })
 }
 

@@ -26,6 +26,10 @@ struct Mock {
     hook_calls: Vec<HookPoint>,
     fail_after_writes: Option<usize>,
     writes: usize,
+    /// The ledger as a hypervisor would keep it across patcher runs.
+    ledger: Option<Vec<u8>>,
+    /// Make the next ledger write fail.
+    fail_ledger: bool,
 }
 
 impl Mock {
@@ -39,6 +43,8 @@ impl Mock {
             hook_calls: Vec::new(),
             fail_after_writes: None,
             writes: 0,
+            ledger: None,
+            fail_ledger: false,
         };
         let syms: Vec<Symbol> = m
             .table
@@ -138,6 +144,16 @@ impl Target for Mock {
     }
     fn build_id(&self) -> Option<&[u8]> {
         self.build_id.as_deref()
+    }
+    fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
+        Ok(self.ledger.clone())
+    }
+    fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
+        if self.fail_ledger {
+            return Err(TargetError::Unsupported("injected ledger failure"));
+        }
+        self.ledger = Some(bytes.to_vec());
+        Ok(())
     }
     fn run_hook(&mut self, hook: &Hook) -> Result<HookOutcome, TargetError> {
         self.hook_calls.push(hook.point);
@@ -370,4 +386,81 @@ fn jump_out_of_range_is_refused() {
         "{err}"
     );
     assert_eq!(e.target().snapshot(), before);
+}
+
+/// A later run (a new engine over the same target) sees what an earlier run
+/// applied: the one-copy rule, only-the-top revert, and revert itself, with
+/// the revert hooks run from the ledger.
+#[test]
+fn a_new_engine_continues_from_the_ledger() {
+    let mut e = engine();
+    let feats = e.load("features", &fixture("features_v3-nopic.o")).unwrap();
+    e.apply(feats).unwrap();
+    let live = e.load("live", &fixture("live_v3-nopic.o")).unwrap();
+    e.apply(live).unwrap();
+    let written = e.ledger().unwrap();
+    assert_eq!(written.entries.len(), 2);
+    let mut target = e.into_target();
+    let patched = target.snapshot();
+    target.hook_calls.clear();
+
+    let mut e = Engine::open(target, LoadOptions::default()).unwrap();
+    assert_eq!(e.ledger().unwrap(), written, "restored as written");
+    let restored: Vec<_> = e.applied().to_vec();
+    assert_eq!(restored.len(), 2);
+    assert!(matches!(
+        e.payload(restored[0]),
+        Err(EngineError::Restored(_))
+    ));
+
+    // The same payload again: refused by identity, nothing written.
+    let again = e.load("live again", &fixture("live_v3-nopic.o")).unwrap();
+    let err = e.apply(again).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::AlreadyApplied { applied, .. } if applied == "live"),
+        "{err}"
+    );
+    e.unload(again).unwrap();
+    assert_eq!(e.target().snapshot(), patched);
+
+    // Only the top reverts; reverting both gives back the original bytes.
+    assert!(matches!(
+        e.revert(restored[0]),
+        Err(EngineError::NotTop { .. })
+    ));
+    e.revert(restored[1]).unwrap();
+    e.revert(restored[0]).unwrap();
+    let fresh = Mock::new(Table::demo());
+    for name in [
+        "xsplice_demo_answer",
+        "xsplice_demo_nop_site",
+        "xsplice_demo_endbr_site",
+    ] {
+        assert_eq!(
+            e.target().bytes(addr(name), 8),
+            fresh.bytes(addr(name), 8),
+            "{name}"
+        );
+    }
+    assert!(e.ledger().unwrap().is_empty());
+    assert!(
+        xsplice_loader::ledger::Ledger::decode(e.target().ledger.as_deref().unwrap())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A ledger that cannot be stored undoes the action: applied code that is
+/// not recorded would be invisible to the next run.
+#[test]
+fn a_failed_ledger_write_undoes_the_apply() {
+    let mut e = engine();
+    let id = e.load("live", &fixture("live_v3-nopic.o")).unwrap();
+    let before = e.target().snapshot();
+    e.target_mut().fail_ledger = true;
+    let err = e.apply(id).unwrap_err();
+    assert!(matches!(err, EngineError::Target(_)), "{err}");
+    assert_eq!(e.target().snapshot(), before);
+    assert_eq!(e.state(id).unwrap(), State::Loaded);
+    assert!(e.applied().is_empty());
 }

@@ -114,6 +114,14 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xsplice payloads are 
 #define XSPLICE_VENDOR_ID_PRIVATE_START 0x80000000u /* private and experimental use: no registration, no uniqueness */
 #define XSPLICE_VENDOR_PADDED(len) (((len) + 7u) & ~7u)
 
+/* ---- signatures: file = ELF bytes || struct xsplice_sig_block || struct xsplice_sig_footer */
+
+#define XSPLICE_SIG_MAGIC "XSPLSIG" /* 8 bytes with the NUL: the file's last bytes */
+#define XSPLICE_SIG_ALG_ED25519 1 /* RFC 8032, pure: the message is the ELF bytes */
+#define XSPLICE_SIG_VERSION 1 /* the block version */
+#define XSPLICE_SIG_ED25519_BLOCK_LEN 72u /* block_len of an Ed25519 block: sig and key_id */
+#define XSPLICE_SIG_KEY_ID_SIZE 8 /* SHA-256 of the raw public key, first bytes */
+
 /* ---- layouts ----------------------------------------------------------- */
 
 /* Record version 1 (version tag 0), 64 bytes: the seed's untagged 64-byte record. */
@@ -285,6 +293,230 @@ _Static_assert(sizeof(((struct xsplice_vendor_entry *)0)->record) == 4, "xsplice
 _Static_assert(offsetof(struct xsplice_vendor_entry, len) == 12, "xsplice_vendor_entry.len: offset");
 _Static_assert(sizeof(((struct xsplice_vendor_entry *)0)->len) == 4, "xsplice_vendor_entry.len: size");
 #define XSPLICE_VENDOR_ENTRY_SIZE 16
+
+/* 72 bytes: Ed25519 signature block between a payload's ELF bytes and the signature footer. */
+struct xsplice_sig_block {
+	uint8_t sig[64];         /*   0 since 1.0; Ed25519 signature (RFC 8032, pure) of the ELF bytes before the block */
+	uint8_t key_id[8];       /*  64 since 1.0; first 8 bytes of SHA-256 of the signer's 32-byte public key */
+};
+_Static_assert(sizeof(struct xsplice_sig_block) == 72, "xsplice_sig_block: size");
+_Static_assert(_Alignof(struct xsplice_sig_block) == 1, "xsplice_sig_block: alignment");
+_Static_assert(offsetof(struct xsplice_sig_block, sig) == 0, "xsplice_sig_block.sig: offset");
+_Static_assert(sizeof(((struct xsplice_sig_block *)0)->sig) == 64, "xsplice_sig_block.sig: size");
+_Static_assert(offsetof(struct xsplice_sig_block, key_id) == 64, "xsplice_sig_block.key_id: offset");
+_Static_assert(sizeof(((struct xsplice_sig_block *)0)->key_id) == 8, "xsplice_sig_block.key_id: size");
+#define XSPLICE_SIG_BLOCK_SIZE 72
+
+/* 16 bytes: footer ending a signed payload: file = ELF bytes, block, footer. */
+struct xsplice_sig_footer {
+	uint32_t block_len;      /*   0 since 1.0; bytes between the signed ELF bytes and the footer (72 for Ed25519) */
+	uint16_t algorithm;      /*   4 since 1.0; signature algorithm: 1 = Ed25519 */
+	uint16_t version;        /*   6 since 1.0; signature block version: 1 */
+	uint8_t magic[8];        /*   8 since 1.0; "XSPLSIG\0": the last 8 bytes of a signed payload */
+};
+_Static_assert(sizeof(struct xsplice_sig_footer) == 16, "xsplice_sig_footer: size");
+_Static_assert(_Alignof(struct xsplice_sig_footer) == 4, "xsplice_sig_footer: alignment");
+_Static_assert(offsetof(struct xsplice_sig_footer, block_len) == 0, "xsplice_sig_footer.block_len: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->block_len) == 4, "xsplice_sig_footer.block_len: size");
+_Static_assert(offsetof(struct xsplice_sig_footer, algorithm) == 4, "xsplice_sig_footer.algorithm: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->algorithm) == 2, "xsplice_sig_footer.algorithm: size");
+_Static_assert(offsetof(struct xsplice_sig_footer, version) == 6, "xsplice_sig_footer.version: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->version) == 2, "xsplice_sig_footer.version: size");
+_Static_assert(offsetof(struct xsplice_sig_footer, magic) == 8, "xsplice_sig_footer.magic: offset");
+_Static_assert(sizeof(((struct xsplice_sig_footer *)0)->magic) == 8, "xsplice_sig_footer.magic: size");
+#define XSPLICE_SIG_FOOTER_SIZE 16
+
+/* 32 bytes: header of a ledger: what a patched target has applied. */
+struct xsplice_ledger_header {
+	uint8_t magic[8];        /*   0 since 1.0; "XSPLEDG\0" */
+	uint16_t version;        /*   8 since 1.0; ledger version (1) */
+	uint16_t header_size;    /*  10 since 1.0; size of this header (32, or more under the size rule) */
+	uint32_t entry_count;    /*  12 since 1.0; applied payloads that follow, bottom of the stack first */
+	uint32_t total_size;     /*  16 since 1.0; bytes of the whole ledger, this header included */
+	uint8_t reserved[12];    /*  20 since 1.0; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_ledger_header) == 32, "xsplice_ledger_header: size");
+_Static_assert(_Alignof(struct xsplice_ledger_header) == 4, "xsplice_ledger_header: alignment");
+_Static_assert(offsetof(struct xsplice_ledger_header, magic) == 0, "xsplice_ledger_header.magic: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_header *)0)->magic) == 8, "xsplice_ledger_header.magic: size");
+_Static_assert(offsetof(struct xsplice_ledger_header, version) == 8, "xsplice_ledger_header.version: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_header *)0)->version) == 2, "xsplice_ledger_header.version: size");
+_Static_assert(offsetof(struct xsplice_ledger_header, header_size) == 10, "xsplice_ledger_header.header_size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_header *)0)->header_size) == 2, "xsplice_ledger_header.header_size: size");
+_Static_assert(offsetof(struct xsplice_ledger_header, entry_count) == 12, "xsplice_ledger_header.entry_count: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_header *)0)->entry_count) == 4, "xsplice_ledger_header.entry_count: size");
+_Static_assert(offsetof(struct xsplice_ledger_header, total_size) == 16, "xsplice_ledger_header.total_size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_header *)0)->total_size) == 4, "xsplice_ledger_header.total_size: size");
+_Static_assert(offsetof(struct xsplice_ledger_header, reserved) == 20, "xsplice_ledger_header.reserved: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_header *)0)->reserved) == 12, "xsplice_ledger_header.reserved: size");
+#define XSPLICE_LEDGER_HEADER_SIZE 32
+
+/* 64 bytes: one applied payload; followed by name, id, depends (padded to 8), regions, sites, exports, hooks. */
+struct xsplice_ledger_entry {
+	uint32_t entry_size;     /*   0 since 1.0; bytes of the whole entry, a multiple of 8 */
+	uint16_t header_size;    /*   4 since 1.0; size of this fixed part (64, or more under the size rule) */
+	uint16_t record_version; /*   6 since 1.0; record version of the payload */
+	uint16_t format_major;   /*   8 since 1.0; format major version of the payload */
+	uint16_t format_minor;   /*  10 since 1.0; format minor version of the payload */
+	uint8_t id_kind;         /*  12 since 1.0; 1 = id is the payload's GNU build-id, 2 = SHA-256 of its file */
+	uint8_t id_len;          /*  13 since 1.0; bytes of id, at most 64 */
+	uint8_t depends_len;     /*  14 since 1.0; bytes of the build-id it depends on (0: none), at most 64 */
+	uint8_t reserved0[1];    /*  15 since 1.0; reserved, must be zero */
+	uint16_t name_len;       /*  16 since 1.0; bytes of the payload name, at most 4096 */
+	uint16_t region_count;   /*  18 since 1.0; regions the payload occupies */
+	uint32_t site_count;     /*  20 since 1.0; patch sites written */
+	uint32_t export_count;   /*  24 since 1.0; symbols exported to payloads above */
+	uint32_t hook_count;     /*  28 since 1.0; hooks kept for revert and unload */
+	uint8_t reserved1[32];   /*  32 since 1.0; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_ledger_entry) == 64, "xsplice_ledger_entry: size");
+_Static_assert(_Alignof(struct xsplice_ledger_entry) == 4, "xsplice_ledger_entry: alignment");
+_Static_assert(offsetof(struct xsplice_ledger_entry, entry_size) == 0, "xsplice_ledger_entry.entry_size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->entry_size) == 4, "xsplice_ledger_entry.entry_size: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, header_size) == 4, "xsplice_ledger_entry.header_size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->header_size) == 2, "xsplice_ledger_entry.header_size: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, record_version) == 6, "xsplice_ledger_entry.record_version: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->record_version) == 2, "xsplice_ledger_entry.record_version: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, format_major) == 8, "xsplice_ledger_entry.format_major: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->format_major) == 2, "xsplice_ledger_entry.format_major: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, format_minor) == 10, "xsplice_ledger_entry.format_minor: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->format_minor) == 2, "xsplice_ledger_entry.format_minor: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, id_kind) == 12, "xsplice_ledger_entry.id_kind: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->id_kind) == 1, "xsplice_ledger_entry.id_kind: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, id_len) == 13, "xsplice_ledger_entry.id_len: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->id_len) == 1, "xsplice_ledger_entry.id_len: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, depends_len) == 14, "xsplice_ledger_entry.depends_len: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->depends_len) == 1, "xsplice_ledger_entry.depends_len: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, reserved0) == 15, "xsplice_ledger_entry.reserved0: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->reserved0) == 1, "xsplice_ledger_entry.reserved0: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, name_len) == 16, "xsplice_ledger_entry.name_len: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->name_len) == 2, "xsplice_ledger_entry.name_len: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, region_count) == 18, "xsplice_ledger_entry.region_count: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->region_count) == 2, "xsplice_ledger_entry.region_count: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, site_count) == 20, "xsplice_ledger_entry.site_count: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->site_count) == 4, "xsplice_ledger_entry.site_count: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, export_count) == 24, "xsplice_ledger_entry.export_count: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->export_count) == 4, "xsplice_ledger_entry.export_count: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, hook_count) == 28, "xsplice_ledger_entry.hook_count: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->hook_count) == 4, "xsplice_ledger_entry.hook_count: size");
+_Static_assert(offsetof(struct xsplice_ledger_entry, reserved1) == 32, "xsplice_ledger_entry.reserved1: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_entry *)0)->reserved1) == 32, "xsplice_ledger_entry.reserved1: size");
+#define XSPLICE_LEDGER_ENTRY_SIZE 64
+
+/* 24 bytes: a region a payload occupies; followed by size original bytes (padded to 8) when orig is 2. */
+struct xsplice_ledger_region {
+	uint64_t addr;           /*   0 since 1.0; start address */
+	uint64_t size;           /*   8 since 1.0; size in bytes */
+	uint8_t kind;            /*  16 since 1.0; 0 text, 1 read-only data, 2 writable data */
+	uint8_t orig;            /*  17 since 1.0; former contents: 0 not kept, 1 every byte is fill, 2 the bytes follow */
+	uint8_t fill;            /*  18 since 1.0; the former byte value when orig is 1 */
+	uint8_t reserved[5];     /*  19 since 1.0; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_ledger_region) == 24, "xsplice_ledger_region: size");
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(_Alignof(struct xsplice_ledger_region) == 8, "xsplice_ledger_region: alignment");
+#endif
+_Static_assert(offsetof(struct xsplice_ledger_region, addr) == 0, "xsplice_ledger_region.addr: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_region *)0)->addr) == 8, "xsplice_ledger_region.addr: size");
+_Static_assert(offsetof(struct xsplice_ledger_region, size) == 8, "xsplice_ledger_region.size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_region *)0)->size) == 8, "xsplice_ledger_region.size: size");
+_Static_assert(offsetof(struct xsplice_ledger_region, kind) == 16, "xsplice_ledger_region.kind: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_region *)0)->kind) == 1, "xsplice_ledger_region.kind: size");
+_Static_assert(offsetof(struct xsplice_ledger_region, orig) == 17, "xsplice_ledger_region.orig: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_region *)0)->orig) == 1, "xsplice_ledger_region.orig: size");
+_Static_assert(offsetof(struct xsplice_ledger_region, fill) == 18, "xsplice_ledger_region.fill: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_region *)0)->fill) == 1, "xsplice_ledger_region.fill: size");
+_Static_assert(offsetof(struct xsplice_ledger_region, reserved) == 19, "xsplice_ledger_region.reserved: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_region *)0)->reserved) == 5, "xsplice_ledger_region.reserved: size");
+#define XSPLICE_LEDGER_REGION_SIZE 24
+
+/* 24 bytes: a patch site; followed by len original bytes, len written bytes, the record name (padded to 8). */
+struct xsplice_ledger_site {
+	uint64_t addr;           /*   0 since 1.0; address of the site */
+	uint32_t record;         /*   8 since 1.0; index of the record that patched it */
+	uint8_t len;             /*  12 since 1.0; bytes written */
+	uint8_t reserved0[1];    /*  13 since 1.0; reserved, must be zero */
+	uint16_t name_len;       /*  14 since 1.0; bytes of the record's function name, at most 127 */
+	uint8_t reserved1[8];    /*  16 since 1.0; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_ledger_site) == 24, "xsplice_ledger_site: size");
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(_Alignof(struct xsplice_ledger_site) == 8, "xsplice_ledger_site: alignment");
+#endif
+_Static_assert(offsetof(struct xsplice_ledger_site, addr) == 0, "xsplice_ledger_site.addr: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_site *)0)->addr) == 8, "xsplice_ledger_site.addr: size");
+_Static_assert(offsetof(struct xsplice_ledger_site, record) == 8, "xsplice_ledger_site.record: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_site *)0)->record) == 4, "xsplice_ledger_site.record: size");
+_Static_assert(offsetof(struct xsplice_ledger_site, len) == 12, "xsplice_ledger_site.len: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_site *)0)->len) == 1, "xsplice_ledger_site.len: size");
+_Static_assert(offsetof(struct xsplice_ledger_site, reserved0) == 13, "xsplice_ledger_site.reserved0: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_site *)0)->reserved0) == 1, "xsplice_ledger_site.reserved0: size");
+_Static_assert(offsetof(struct xsplice_ledger_site, name_len) == 14, "xsplice_ledger_site.name_len: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_site *)0)->name_len) == 2, "xsplice_ledger_site.name_len: size");
+_Static_assert(offsetof(struct xsplice_ledger_site, reserved1) == 16, "xsplice_ledger_site.reserved1: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_site *)0)->reserved1) == 8, "xsplice_ledger_site.reserved1: size");
+#define XSPLICE_LEDGER_SITE_SIZE 24
+
+/* 24 bytes: a symbol a payload exports; followed by its name (padded to 8). */
+struct xsplice_ledger_export {
+	uint64_t addr;           /*   0 since 1.0; address */
+	uint64_t size;           /*   8 since 1.0; size in bytes */
+	uint16_t name_len;       /*  16 since 1.0; bytes of the name, at most 4096 */
+	uint8_t reserved[6];     /*  18 since 1.0; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_ledger_export) == 24, "xsplice_ledger_export: size");
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(_Alignof(struct xsplice_ledger_export) == 8, "xsplice_ledger_export: alignment");
+#endif
+_Static_assert(offsetof(struct xsplice_ledger_export, addr) == 0, "xsplice_ledger_export.addr: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_export *)0)->addr) == 8, "xsplice_ledger_export.addr: size");
+_Static_assert(offsetof(struct xsplice_ledger_export, size) == 8, "xsplice_ledger_export.size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_export *)0)->size) == 8, "xsplice_ledger_export.size: size");
+_Static_assert(offsetof(struct xsplice_ledger_export, name_len) == 16, "xsplice_ledger_export.name_len: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_export *)0)->name_len) == 2, "xsplice_ledger_export.name_len: size");
+_Static_assert(offsetof(struct xsplice_ledger_export, reserved) == 18, "xsplice_ledger_export.reserved: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_export *)0)->reserved) == 6, "xsplice_ledger_export.reserved: size");
+#define XSPLICE_LEDGER_EXPORT_SIZE 24
+
+/* 16 bytes: a hook kept for revert and unload. */
+struct xsplice_ledger_hook {
+	uint64_t addr;           /*   0 since 1.0; address of int fn(void) */
+	uint32_t index;          /*   8 since 1.0; index in its hook section */
+	uint8_t point;           /*  12 since 1.0; 0 load 1 preapply 2 apply 3 postapply 4 prerevert 5 revert 6 postrevert 7 unload */
+	uint8_t reserved[3];     /*  13 since 1.0; reserved, must be zero */
+};
+_Static_assert(sizeof(struct xsplice_ledger_hook) == 16, "xsplice_ledger_hook: size");
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(_Alignof(struct xsplice_ledger_hook) == 8, "xsplice_ledger_hook: alignment");
+#endif
+_Static_assert(offsetof(struct xsplice_ledger_hook, addr) == 0, "xsplice_ledger_hook.addr: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_hook *)0)->addr) == 8, "xsplice_ledger_hook.addr: size");
+_Static_assert(offsetof(struct xsplice_ledger_hook, index) == 8, "xsplice_ledger_hook.index: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_hook *)0)->index) == 4, "xsplice_ledger_hook.index: size");
+_Static_assert(offsetof(struct xsplice_ledger_hook, point) == 12, "xsplice_ledger_hook.point: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_hook *)0)->point) == 1, "xsplice_ledger_hook.point: size");
+_Static_assert(offsetof(struct xsplice_ledger_hook, reserved) == 13, "xsplice_ledger_hook.reserved: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_hook *)0)->reserved) == 3, "xsplice_ledger_hook.reserved: size");
+#define XSPLICE_LEDGER_HOOK_SIZE 16
+
+/* 16 bytes: ends a ledger stored after an image's ELF bytes. */
+struct xsplice_ledger_footer {
+	uint32_t ledger_size;    /*   0 since 1.0; bytes of the ledger before this footer */
+	uint16_t version;        /*   4 since 1.0; footer version (1) */
+	uint8_t reserved[2];     /*   6 since 1.0; reserved, must be zero */
+	uint8_t magic[8];        /*   8 since 1.0; "XSPLEDG\0" */
+};
+_Static_assert(sizeof(struct xsplice_ledger_footer) == 16, "xsplice_ledger_footer: size");
+_Static_assert(_Alignof(struct xsplice_ledger_footer) == 4, "xsplice_ledger_footer: alignment");
+_Static_assert(offsetof(struct xsplice_ledger_footer, ledger_size) == 0, "xsplice_ledger_footer.ledger_size: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_footer *)0)->ledger_size) == 4, "xsplice_ledger_footer.ledger_size: size");
+_Static_assert(offsetof(struct xsplice_ledger_footer, version) == 4, "xsplice_ledger_footer.version: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_footer *)0)->version) == 2, "xsplice_ledger_footer.version: size");
+_Static_assert(offsetof(struct xsplice_ledger_footer, reserved) == 6, "xsplice_ledger_footer.reserved: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_footer *)0)->reserved) == 2, "xsplice_ledger_footer.reserved: size");
+_Static_assert(offsetof(struct xsplice_ledger_footer, magic) == 8, "xsplice_ledger_footer.magic: offset");
+_Static_assert(sizeof(((struct xsplice_ledger_footer *)0)->magic) == 8, "xsplice_ledger_footer.magic: size");
+#define XSPLICE_LEDGER_FOOTER_SIZE 16
 
 /* The whole ABI note: the ELF note header, the name and the descriptor.
  * Define one, 4-byte aligned, in section XSPLICE_SEC_NOTE:

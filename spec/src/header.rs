@@ -385,6 +385,8 @@ pub fn header() -> String {
     );
     h.push('\n');
 
+    signature_defines(&mut h);
+
     h.push_str(
         "/* ---- layouts ----------------------------------------------------------- */\n\n",
     );
@@ -394,6 +396,42 @@ pub fn header() -> String {
     h.push_str(ABI_NOTE);
     h.push_str("#endif /* XSPLICE_ABI_H */\n");
     h
+}
+
+/// The constants of the signature trailer (`file = S || block || footer`).
+fn signature_defines(h: &mut String) {
+    use xsplice_abi::signature as sig;
+    h.push_str(
+        "/* ---- signatures: file = ELF bytes || struct xsplice_sig_block || struct xsplice_sig_footer */\n\n",
+    );
+    let magic = sig::MAGIC.strip_suffix(b"\0").unwrap_or(sig::MAGIC);
+    let defines = [
+        (
+            "MAGIC",
+            c_string(magic),
+            "8 bytes with the NUL: the file's last bytes",
+        ),
+        (
+            "ALG_ED25519",
+            sig::ALGORITHM_ED25519.to_string(),
+            "RFC 8032, pure: the message is the ELF bytes",
+        ),
+        ("VERSION", sig::VERSION.to_string(), "the block version"),
+        (
+            "ED25519_BLOCK_LEN",
+            format!("{}u", sig::ED25519_BLOCK_LEN),
+            "block_len of an Ed25519 block: sig and key_id",
+        ),
+        (
+            "KEY_ID_SIZE",
+            sig::KEY_ID_SIZE.to_string(),
+            "SHA-256 of the raw public key, first bytes",
+        ),
+    ];
+    for (name, value, note) in defines {
+        let _ = writeln!(h, "#define XSPLICE_SIG_{name} {value} /* {note} */");
+    }
+    h.push('\n');
 }
 
 /// The whole `.note.xsplice` ELF note as one C object: what a C author

@@ -94,6 +94,12 @@ fn field_schema(layout: &Layout, f: &Field) -> Value {
         (_, "expect_len") => {
             s.insert("maximum".into(), json!(EXPECT_MAX));
         }
+        (None, "magic") if layout.c_name == layout::SIG_FOOTER.c_name => {
+            s.insert(
+                "const".into(),
+                json!(xsplice_abi::signature::MAGIC.to_vec()),
+            );
+        }
         (None, "record_version") => {
             let numbers: Vec<u16> = RecordVersion::ALL.iter().map(|v| v.number()).collect();
             s.insert("enum".into(), json!(numbers));
