@@ -11,7 +11,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::{Built, Server};
-use xsplice_loader::engine::{Engine, EngineError, Target};
+use xsplice_loader::engine::{CodeWriter, Engine, EngineError, Target};
 use xsplice_loader::ptrace::{PtraceError, PtraceOptions, PtraceTarget};
 use xsplice_loader::{Addr, Allocator, LoadOptions, Region, RegionKind, SymbolSource, TargetError};
 
@@ -245,4 +245,47 @@ fn signals_are_not_lost_and_system_calls_restart() {
     assert_eq!(t.eintr, 0, "no read() interrupted: {t:?}");
     eprintln!("{rounds} rendezvous while {SENT} signals arrived: none lost, no EINTR");
     assert!(rounds > 0 && server.alive());
+}
+
+#[test]
+fn a_thread_that_does_not_stop_in_time_fails_the_action_and_is_released() {
+    let Some(b) = built("timeout") else {
+        return;
+    };
+    let mut server = Server::start(&b.server, 4, 50);
+    // A zero timeout: the first thread not stopped at the first look fails
+    // the rendezvous (with 4 busy workers on this machine, nearly always).
+    let opts = PtraceOptions {
+        timeout: Duration::ZERO,
+        ..PtraceOptions::default()
+    };
+    let mut target = match PtraceTarget::attach(server.pid, opts) {
+        Ok(t) => t,
+        Err(e) => return harness::skip(&format!("ptrace is not permitted here: {e}")),
+    };
+    let site = target.lookup("with_vat").unwrap().addr;
+    let original = read_code(&target, site);
+    let mut timeouts = 0;
+    for _ in 0..20 {
+        // The bytes already there: harmless if every thread did stop.
+        match target.write_code(site, original.get(..5).unwrap()) {
+            Err(TargetError::Ptrace(PtraceError::Timeout { pid, tid, .. })) => {
+                assert_eq!(pid, server.pid);
+                let task = format!("/proc/{pid}/task/{tid}");
+                assert!(
+                    std::path::Path::new(&task).exists(),
+                    "names a thread: {task}"
+                );
+                timeouts += 1;
+            }
+            Ok(()) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(read_code(&target, site), original, "nothing written");
+    }
+    assert!(timeouts > 0, "no rendezvous timed out");
+    // Every thread was released: the workers still run.
+    let t = server.settled();
+    assert!(t.old > 0 && t.new == 0, "{t:?}");
+    assert!(server.alive());
 }

@@ -27,6 +27,9 @@ pub(crate) struct Stopped {
     pub threads: Vec<Thread>,
     /// When the first thread was asked to stop.
     pub since: Instant,
+    /// Threads seized and asked to stop that had not stopped when the
+    /// rendezvous failed: released at drop once they stop.
+    late: Vec<i32>,
 }
 
 impl Stopped {
@@ -44,6 +47,7 @@ impl Stopped {
             pid,
             threads: Vec::new(),
             since,
+            late: Vec::new(),
         };
         let mut gone: Vec<i32> = Vec::new();
         loop {
@@ -84,7 +88,7 @@ impl Stopped {
         deadline: Instant,
         gone: &mut Vec<i32>,
     ) -> Result<(), PtraceError> {
-        for &tid in seized {
+        for (i, &tid) in seized.iter().enumerate() {
             match sys::wait(tid, deadline) {
                 Ok(Some(Stop::Gone)) => gone.push(tid),
                 Ok(Some(stop)) => {
@@ -103,11 +107,12 @@ impl Stopped {
                     self.threads.push(Thread { tid, regs, pending });
                 }
                 Ok(None) => {
+                    self.late.extend(seized.get(i..).unwrap_or(&[]));
                     return Err(PtraceError::Timeout {
                         pid: self.pid,
                         tid,
                         waited: self.since.elapsed(),
-                    })
+                    });
                 }
                 Err(errno) => return Err(PtraceError::Wait { tid, errno }),
             }
@@ -147,6 +152,20 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         for t in &self.threads {
             let _ = sys::detach(t.tid, t.pending);
+        }
+        // A thread that was too slow still has the interrupt pending: give
+        // it a grace second to stop, then release it the same way. One that
+        // never stops stays attached until this process exits (the kernel
+        // then detaches it).
+        let grace = Instant::now() + Duration::from_secs(1);
+        for &tid in &self.late {
+            if let Ok(Some(stop)) = sys::wait(tid, grace) {
+                let sig = match stop {
+                    Stop::Signal(s) => s,
+                    Stop::Event | Stop::Gone => 0,
+                };
+                let _ = sys::detach(tid, sig);
+            }
         }
     }
 }
