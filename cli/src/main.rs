@@ -145,6 +145,9 @@ struct Place {
     /// The running process PID instead of an image (through ptrace; Linux x86-64).
     #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
     pid: Option<i32>,
+    /// With --pid: also wait while a thread runs anywhere in a function being patched, not only in the bytes written.
+    #[arg(long, requires = "pid")]
+    strict: bool,
 }
 
 /// `xsplice apply`.
@@ -304,9 +307,16 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             ),
         },
         Command::Apply(a) => match (a.place.pid, &a.place.image, &a.place.output) {
-            (Some(pid), _, _) => {
-                pid::apply(pid, &a.payloads, a.replace, a.trust.load_options()?, v)
-            }
+            (Some(pid), _, _) => pid::apply(
+                &pid::Request {
+                    pid,
+                    strict: a.place.strict,
+                    opts: a.trust.load_options()?,
+                },
+                &a.payloads,
+                a.replace,
+                v,
+            ),
             (None, Some(image), Some(output)) => apply::run(
                 &apply::Request {
                     image,
@@ -329,7 +339,14 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 (None, false) => revert::Which::Top,
             };
             let done = match (a.place.pid, &a.place.image, &a.place.output) {
-                (Some(pid), _, _) => pid::revert(pid, &which),
+                (Some(pid), _, _) => pid::revert(
+                    &pid::Request {
+                        pid,
+                        strict: a.place.strict,
+                        opts: xsplice_loader::LoadOptions::default(),
+                    },
+                    &which,
+                ),
                 (None, Some(image), Some(output)) => revert::run(image, output, &which, a.force),
                 _ => Err(CliError::new(
                     "revert needs --image IMAGE -o OUT, or --pid PID",

@@ -10,6 +10,16 @@ use crate::error::CliError;
 use crate::revert::Which;
 use crate::{Output, Verbosity};
 
+/// Which process, and how.
+pub(crate) struct Request {
+    /// The process.
+    pub pid: i32,
+    /// `--strict`: no thread anywhere inside a function being patched.
+    pub strict: bool,
+    /// How payloads are loaded (trust options).
+    pub opts: LoadOptions,
+}
+
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 mod imp {
     use super::*;
@@ -19,16 +29,15 @@ mod imp {
     }
 
     pub(crate) fn apply(
-        _: i32,
+        _: &Request,
         _: &[PathBuf],
         _: bool,
-        _: LoadOptions,
         _: Verbosity,
     ) -> Result<Output, CliError> {
         Err(unsupported())
     }
 
-    pub(crate) fn revert(_: i32, _: &Which<'_>) -> Result<Output, CliError> {
+    pub(crate) fn revert(_: &Request, _: &Which<'_>) -> Result<Output, CliError> {
         Err(unsupported())
     }
 
@@ -51,7 +60,7 @@ mod imp {
     use super::*;
 
     use xsplice_loader::engine::{Engine, EngineError, Target as _};
-    use xsplice_loader::ptrace::{PtraceError, PtraceOptions, PtraceTarget};
+    use xsplice_loader::ptrace::{PcPolicy, PtraceError, PtraceOptions, PtraceTarget};
     use xsplice_loader::{LoadError, TargetError};
 
     use crate::error::engine_error;
@@ -169,8 +178,17 @@ mod imp {
 
     /// Opens the process and the engine over it (loading payloads with
     /// `opts`), with the applied stack the process's ledger records.
-    fn open(pid: i32, opts: LoadOptions) -> Result<Engine<PtraceTarget>, CliError> {
-        let target = PtraceTarget::attach(pid, PtraceOptions::default())
+    fn open(pid: i32, strict: bool, opts: LoadOptions) -> Result<Engine<PtraceTarget>, CliError> {
+        let policy = if strict {
+            PcPolicy::Function
+        } else {
+            PcPolicy::Site
+        };
+        let popts = PtraceOptions {
+            policy,
+            ..PtraceOptions::default()
+        };
+        let target = PtraceTarget::attach(pid, popts)
             .map_err(|e| ptrace_error(pid, &format!("process {pid}"), &e))?;
         Engine::open(target, opts).map_err(|e| {
             let err = engine_err(pid, None, None, &e);
@@ -214,13 +232,13 @@ mod imp {
     }
 
     pub(crate) fn apply(
-        pid: i32,
+        req: &Request,
         payloads: &[PathBuf],
         replace: bool,
-        opts: LoadOptions,
         v: Verbosity,
     ) -> Result<Output, CliError> {
-        let mut engine = open(pid, opts)?;
+        let pid = req.pid;
+        let mut engine = open(pid, req.strict, req.opts.clone())?;
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let mut out = Output::default();
         let last = payloads.len().saturating_sub(1);
@@ -271,8 +289,9 @@ mod imp {
         Ok(out)
     }
 
-    pub(crate) fn revert(pid: i32, which: &Which<'_>) -> Result<Output, CliError> {
-        let mut engine = open(pid, LoadOptions::default())?;
+    pub(crate) fn revert(req: &Request, which: &Which<'_>) -> Result<Output, CliError> {
+        let pid = req.pid;
+        let mut engine = open(pid, req.strict, req.opts.clone())?;
         let mut out = Output::default();
         for id in crate::revert::pick(&engine, which)? {
             let name = engine.name(id).unwrap_or_default().to_string();
@@ -289,7 +308,7 @@ mod imp {
     }
 
     pub(crate) fn list(pid: i32, json: bool, v: Verbosity) -> Result<Output, CliError> {
-        let engine = open(pid, LoadOptions::default())?;
+        let engine = open(pid, false, LoadOptions::default())?;
         let ledger = engine
             .ledger()
             .map_err(|e| engine_err(pid, None, None, &e))?;
@@ -314,7 +333,7 @@ mod imp {
         opts: LoadOptions,
         v: Verbosity,
     ) -> Result<Output, CliError> {
-        let mut engine = open(pid, opts)?;
+        let mut engine = open(pid, false, opts)?;
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let err = |e| engine_err(pid, Some(payload), build_id.as_deref(), &e);
         let bytes = files::read(payload, files::payload_limit(), "payload")?;

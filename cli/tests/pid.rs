@@ -234,36 +234,55 @@ fn fix_a_running_server_by_pid() {
     assert_eq!(payload_text(server.pid), Vec::<String>::new());
 }
 
+/// A server with one extra thread parked by `var`, and a payload patching
+/// `patch` in it (not applied).
+struct Parked {
+    server: Server,
+    pid: String,
+    payload: String,
+    site: u64,
+    original: Vec<u8>,
+}
+
+fn parked(name: &str, var: &str, patch: &str) -> Option<Parked> {
+    let b = built(name)?;
+    let server = Server::start_with(&b.server, 1, 50, Some(var));
+    let pid = server.pid.to_string();
+    let payload = build_payload(&b, "parked_fix.o", patch, &[]);
+    let site = check(&pid, &payload)?;
+    let original = code(server.pid, site);
+    Some(Parked {
+        server,
+        pid,
+        payload: payload.to_str().unwrap().to_string(),
+        site,
+        original,
+    })
+}
+
 #[test]
 fn a_thread_always_inside_the_site_makes_apply_refuse() {
-    let Some(b) = built("cli_busy") else {
-        return;
-    };
     // spin()'s entry is a hot loop: a thread's PC is always in its first 5
     // bytes, where the jump would go.
-    let mut server = Server::start_with(&b.server, 1, 50, true);
-    let pid = server.pid.to_string();
-    let payload = build_payload(&b, "spin_fix.o", "spin=fix_with_vat,old-size=6", &[]);
-    let Some(site) = check(&pid, &payload) else {
+    let Some(mut t) = parked("cli_busy", "SERVER_SPIN", "spin=fix_with_vat,old-size=6") else {
         return;
     };
-    let original = code(server.pid, site);
-    let err = refused(&["apply", "--pid", &pid, payload.to_str().unwrap()]);
+    let err = refused(&["apply", "--pid", &t.pid, &t.payload]);
     assert!(err.contains("inside the code to patch"), "{err}");
     assert!(
         err.contains("\nhint: a thread kept executing the code to patch"),
         "{err}"
     );
-    assert_eq!(code(server.pid, site), original, "nothing written");
+    assert_eq!(code(t.server.pid, t.site), t.original, "nothing written");
     assert_eq!(
-        payload_text(server.pid),
+        payload_text(t.server.pid),
         Vec::<String>::new(),
         "regions released"
     );
-    let (out, _) = text(&xsplice(&["list", "--pid", &pid]));
+    let (out, _) = text(&xsplice(&["list", "--pid", &t.pid]));
     assert!(out.contains("nothing applied"), "{out}");
-    server.settled();
-    assert!(server.alive());
+    t.server.settled();
+    assert!(t.server.alive());
 }
 
 #[test]
@@ -275,4 +294,24 @@ fn errors_name_the_process() {
     );
     let o = xsplice(&["apply", "--pid", "1", "--image", "x", "fix.o"]);
     assert_eq!(o.status.code(), Some(2), "--pid and --image conflict");
+}
+
+#[test]
+fn strict_waits_for_no_thread_inside_the_old_function() {
+    // A thread loops in park() forever, past its first 8 bytes: a jump at
+    // the entry is safe, but the thread is inside the old function.
+    let Some(mut t) = parked("cli_strict", "SERVER_PARK", "park=fix_with_vat,old-size=12") else {
+        return;
+    };
+    let p = t.payload.as_str();
+    let err = refused(&["apply", "--pid", &t.pid, "--strict", p]);
+    assert!(err.contains("inside the code to patch"), "{err}");
+    assert_eq!(code(t.server.pid, t.site), t.original, "nothing written");
+    // The default policy only looks at the bytes written.
+    ok(&["apply", "--pid", &t.pid, p]);
+    assert_eq!(code(t.server.pid, t.site)[0], 0xe9);
+    ok(&["revert", "--pid", &t.pid]);
+    assert_eq!(code(t.server.pid, t.site), t.original);
+    t.server.settled();
+    assert!(t.server.alive());
 }

@@ -143,18 +143,19 @@ pub struct Server {
 impl Server {
     /// Starts `server THREADS TICK_MS` and waits for its first line.
     pub fn start(server: &Path, threads: u32, tick_ms: u32) -> Server {
-        Server::start_with(server, threads, tick_ms, false)
+        Server::start_with(server, threads, tick_ms, None)
     }
 
-    /// The same, with `SERVER_SPIN=1` when `spin`: one more thread sits in
-    /// `spin()`'s first bytes forever.
-    pub fn start_with(server: &Path, threads: u32, tick_ms: u32, spin: bool) -> Server {
-        let mut child = Command::new(server)
-            .args([threads.to_string(), tick_ms.to_string()])
-            .env("SERVER_SPIN", if spin { "1" } else { "0" })
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn server");
+    /// The same, with one more thread: `SERVER_SPIN` (sits in `spin()`'s
+    /// first bytes forever) or `SERVER_PARK` (loops in `park()` past its
+    /// first 8 bytes forever).
+    pub fn start_with(server: &Path, threads: u32, tick_ms: u32, extra: Option<&str>) -> Server {
+        let mut cmd = Command::new(server);
+        cmd.args([threads.to_string(), tick_ms.to_string()]);
+        if let Some(var) = extra {
+            cmd.env(var, "1");
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn server");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -17,7 +17,10 @@
  * Usage: server [THREADS [TICK_MS [TICKS]]]   (defaults 4, 100, forever)
  * With SERVER_SPIN=1 in the environment, one more thread runs spin(), whose
  * entry is a hot loop: its PC is always inside the first 5 bytes, so a
- * patcher can never write a jump there and must refuse.
+ * patcher can never write a jump there and must refuse. With SERVER_PARK=1,
+ * one more thread loops in park() past its first 8 bytes forever: a jump at
+ * its entry is safe, but the stricter "no thread inside the old function"
+ * policy must refuse.
  * Build: gcc -O2 -pthread -Wl,--build-id server.c -o server
  * (PIE by default; keep the symbol table: do not strip.)
  */
@@ -44,11 +47,21 @@ __attribute__((noipa)) long with_vat(long cents)
 	return cents + cents / 10;
 }
 
-/* A hot loop at the entry: `1: dec %rdi; jnz 1b` (offsets 0 and 3). */
-__attribute__((noipa)) void spin(long n)
-{
-	__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(n));
-}
+/*
+ * Written in assembly, so that no compiler adds bytes (endbr64, a frame)
+ * before them:
+ *   spin(n): a hot loop at the entry, `1: dec %rdi; jnz 1b` (offsets 0, 3)
+ *   park():  8 bytes of NOPs, then `1: pause; jmp 1b` forever (offsets 8, 10)
+ */
+__asm__(".text\n"
+	".globl spin\n.type spin, @function\n"
+	"spin:\n1: dec %rdi\n\tjnz 1b\n\tret\n"
+	".size spin, .-spin\n"
+	".globl park\n.type park, @function\n"
+	"park:\n\t.byte 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0\n2: pause\n\tjmp 2b\n"
+	".size park, .-park\n");
+void spin(long n);
+__attribute__((noreturn)) void park(void);
 
 static void *spinner(void *arg)
 {
@@ -56,6 +69,18 @@ static void *spinner(void *arg)
 	for (;;)
 		spin(1L << 62);
 	return NULL;
+}
+
+static void *parker(void *arg)
+{
+	(void)arg;
+	park();
+}
+
+static int env_on(const char *name)
+{
+	const char *v = getenv(name);
+	return v && v[0] == '1';
 }
 
 static atomic_long n_old, n_new, n_bad;
@@ -122,8 +147,9 @@ int main(int argc, char **argv)
 		perror("pthread_create");
 		return 1;
 	}
-	const char *spin_env = getenv("SERVER_SPIN");
-	if (spin_env && spin_env[0] == '1' && pthread_create(&idle, NULL, spinner, NULL) != 0) {
+	pthread_t extra;
+	if ((env_on("SERVER_SPIN") && pthread_create(&extra, NULL, spinner, NULL) != 0) ||
+	    (env_on("SERVER_PARK") && pthread_create(&extra, NULL, parker, NULL) != 0)) {
 		perror("pthread_create");
 		return 1;
 	}
