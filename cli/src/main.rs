@@ -127,6 +127,8 @@ struct CheckArgs {
     /// Check against the running process PID instead (its code is not changed).
     #[arg(long, value_name = "PID", conflicts_with_all = ["image", "json"])]
     pid: Option<i32>,
+    #[command(flatten)]
+    stop: pid::StopArgs,
     /// Print the verdict as JSON (documented in cli/JSON.md).
     #[arg(long)]
     json: bool,
@@ -148,6 +150,8 @@ struct Place {
     /// With --pid: also wait while a thread runs anywhere in a function being patched, not only in the bytes written.
     #[arg(long, requires = "pid")]
     strict: bool,
+    #[command(flatten)]
+    stop: pid::StopArgs,
 }
 
 /// `xsplice apply`.
@@ -297,7 +301,16 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             v,
         ),
         Command::Check(a) => match a.pid {
-            Some(pid) => pid::check(pid, &a.payload, a.trust.load_options()?, v),
+            Some(pid) => pid::check(
+                &pid::Request {
+                    pid,
+                    strict: false,
+                    stop: a.stop,
+                    opts: a.trust.load_options()?,
+                },
+                &a.payload,
+                v,
+            ),
             None => check::run(
                 &a.payload,
                 a.image.as_deref(),
@@ -311,6 +324,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 &pid::Request {
                     pid,
                     strict: a.place.strict,
+                    stop: a.place.stop,
                     opts: a.trust.load_options()?,
                 },
                 &a.payloads,
@@ -343,6 +357,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     &pid::Request {
                         pid,
                         strict: a.place.strict,
+                        stop: a.place.stop,
                         opts: xsplice_loader::LoadOptions::default(),
                     },
                     &which,

@@ -10,12 +10,27 @@ use crate::error::CliError;
 use crate::revert::Which;
 use crate::{Output, Verbosity};
 
+/// `--timeout MS`, for the commands that stop a process's threads.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct StopArgs {
+    /// With --pid: how long every thread has to stop, in milliseconds.
+    #[arg(
+        long = "timeout",
+        value_name = "MS",
+        default_value_t = 1000,
+        requires = "pid"
+    )]
+    pub timeout_ms: u64,
+}
+
 /// Which process, and how.
 pub(crate) struct Request {
     /// The process.
     pub pid: i32,
     /// `--strict`: no thread anywhere inside a function being patched.
     pub strict: bool,
+    /// How long every thread has to stop.
+    pub stop: StopArgs,
     /// How payloads are loaded (trust options).
     pub opts: LoadOptions,
 }
@@ -45,12 +60,7 @@ mod imp {
         Err(unsupported())
     }
 
-    pub(crate) fn check(
-        _: i32,
-        _: &Path,
-        _: LoadOptions,
-        _: Verbosity,
-    ) -> Result<Output, CliError> {
+    pub(crate) fn check(_: &Request, _: &Path, _: Verbosity) -> Result<Output, CliError> {
         Err(unsupported())
     }
 }
@@ -121,8 +131,9 @@ mod imp {
                 permission_hints(pid, err)
             }
             PtraceError::Timeout { tid, .. } => err.hint(format!(
-                "thread {tid} did not stop (uninterruptible sleep? see /proc/{pid}/task/{tid}/stat); \
-                 nothing was written: try again"
+                "thread {tid} did not stop (uninterruptible sleep? see /proc/{pid}/task/{tid}/stat; \
+                 or a machine too busy to run it): nothing was written; try again, or give the \
+                 threads longer with --timeout MS"
             )),
             PtraceError::Busy { .. } => err.hint(
                 "a thread kept executing the code to patch; nothing was written: try again \
@@ -178,14 +189,16 @@ mod imp {
 
     /// Opens the process and the engine over it (loading payloads with
     /// `opts`), with the applied stack the process's ledger records.
-    fn open(pid: i32, strict: bool, opts: LoadOptions) -> Result<Engine<PtraceTarget>, CliError> {
-        let policy = if strict {
+    fn open(req: &Request) -> Result<Engine<PtraceTarget>, CliError> {
+        let (pid, opts) = (req.pid, req.opts.clone());
+        let policy = if req.strict {
             PcPolicy::Function
         } else {
             PcPolicy::Site
         };
         let popts = PtraceOptions {
             policy,
+            timeout: std::time::Duration::from_millis(req.stop.timeout_ms),
             ..PtraceOptions::default()
         };
         let target = PtraceTarget::attach(pid, popts)
@@ -238,7 +251,7 @@ mod imp {
         v: Verbosity,
     ) -> Result<Output, CliError> {
         let pid = req.pid;
-        let mut engine = open(pid, req.strict, req.opts.clone())?;
+        let mut engine = open(req)?;
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let mut out = Output::default();
         let last = payloads.len().saturating_sub(1);
@@ -291,7 +304,7 @@ mod imp {
 
     pub(crate) fn revert(req: &Request, which: &Which<'_>) -> Result<Output, CliError> {
         let pid = req.pid;
-        let mut engine = open(pid, req.strict, req.opts.clone())?;
+        let mut engine = open(req)?;
         let mut out = Output::default();
         for id in crate::revert::pick(&engine, which)? {
             let name = engine.name(id).unwrap_or_default().to_string();
@@ -308,7 +321,12 @@ mod imp {
     }
 
     pub(crate) fn list(pid: i32, json: bool, v: Verbosity) -> Result<Output, CliError> {
-        let engine = open(pid, false, LoadOptions::default())?;
+        let engine = open(&Request {
+            pid,
+            strict: false,
+            stop: StopArgs { timeout_ms: 1000 },
+            opts: LoadOptions::default(),
+        })?;
         let ledger = engine
             .ledger()
             .map_err(|e| engine_err(pid, None, None, &e))?;
@@ -327,13 +345,9 @@ mod imp {
         Ok(out)
     }
 
-    pub(crate) fn check(
-        pid: i32,
-        payload: &Path,
-        opts: LoadOptions,
-        v: Verbosity,
-    ) -> Result<Output, CliError> {
-        let mut engine = open(pid, false, opts)?;
+    pub(crate) fn check(req: &Request, payload: &Path, v: Verbosity) -> Result<Output, CliError> {
+        let pid = req.pid;
+        let mut engine = open(req)?;
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let err = |e| engine_err(pid, Some(payload), build_id.as_deref(), &e);
         let bytes = files::read(payload, files::payload_limit(), "payload")?;

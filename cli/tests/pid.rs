@@ -11,11 +11,18 @@ use std::process::{Command, Output};
 
 use harness::{Built, Server};
 
+/// Runs `xsplice ARGS`. Commands that stop the threads of a process get
+/// `--timeout 10000`: a loaded test machine may leave a thread without a
+/// CPU for longer than the default second.
 fn xsplice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xsplice"))
-        .args(args)
-        .output()
-        .expect("run xsplice")
+    let stops =
+        matches!(args.first(), Some(&("apply" | "revert" | "check"))) && args.contains(&"--pid");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice"));
+    cmd.args(args);
+    if stops {
+        cmd.args(["--timeout", "10000"]);
+    }
+    cmd.output().expect("run xsplice")
 }
 
 /// Runs a command that must succeed; returns its stdout.

@@ -27,8 +27,14 @@ fn built(name: &str) -> Option<Built> {
 }
 
 /// Attaches to the server, or skips when this machine forbids ptrace.
+/// (A 10 s timeout: a loaded test machine may leave a thread without a CPU
+/// for longer than the default second.)
 fn attach(server: &Server) -> Option<PtraceTarget> {
-    match PtraceTarget::attach(server.pid, PtraceOptions::default()) {
+    let opts = PtraceOptions {
+        timeout: Duration::from_secs(10),
+        ..PtraceOptions::default()
+    };
+    match PtraceTarget::attach(server.pid, opts) {
         Ok(t) => Some(t),
         Err(e @ (PtraceError::Permission { .. } | PtraceError::Attach { .. })) => {
             harness::skip(&format!("ptrace is not permitted here: {e}"));
