@@ -43,7 +43,7 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
     let mut out = Output::default();
     let last = req.payloads.len().saturating_sub(1);
     for (i, path) in req.payloads.iter().enumerate() {
-        let bytes = files::read(path, files::payload_limit(), "payload")?;
+        let bytes = files::read(path, req.opts.max_size as u64, "payload")?;
         let err = |e| engine_error(path, &e, Some(req.image));
         let id = engine
             .load(&files::display_name(path), &bytes)
@@ -80,7 +80,9 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
             };
             out.line(format!(
                 "  record {} {}: site {} -> {what}",
-                r.index.0, r.name, r.site
+                r.index.0,
+                crate::text::esc(&r.name),
+                r.site
             ));
         }
         for w in &p.warnings {

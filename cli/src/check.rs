@@ -71,7 +71,7 @@ pub(crate) fn run(
                     file: payload.display().to_string(),
                     image: image_report(None, Vec::new()),
                     ok: false,
-                    error: Some(crate::error::one_line(&e.message)),
+                    error: Some(crate::text::one_line(&e.message)),
                     hints: e.hints.clone(),
                     records: None,
                     record_version: None,
@@ -151,7 +151,10 @@ pub(crate) fn run(
             for r in &p.records {
                 out.line(format!(
                     "  {} `{}`: site {} -> {}",
-                    r.index, r.name, r.site, r.func.new_addr
+                    r.index,
+                    crate::text::esc(&r.name),
+                    r.site,
+                    r.func.new_addr
                 ));
             }
         }
@@ -159,7 +162,7 @@ pub(crate) fn run(
         if !unresolved.is_empty() {
             out.line(format!(
                 "  unresolved (no image given): {}",
-                unresolved.join(", ")
+                crate::text::name_list(&unresolved, v.verbose)
             ));
         }
         out.line(

@@ -6,7 +6,9 @@ use std::path::Path;
 use xsplice_loader::engine::EngineError;
 use xsplice_loader::image::ImageError;
 use xsplice_loader::signature::SignatureError;
-use xsplice_loader::{HeaderProblem, LoadError, NoteProblem, RecordProblem, SymbolProblem};
+use xsplice_loader::{
+    HeaderProblem, LoadError, NoteProblem, RecordProblem, SectionProblem, SymbolProblem,
+};
 
 /// A failed command: exit status 1.
 #[derive(Debug)]
@@ -34,16 +36,6 @@ impl CliError {
         self.hints.push(hint.into());
         self
     }
-}
-
-/// `s` on one line: line breaks become spaces, so every message stays one
-/// `error:` line whatever a library or the OS put in it.
-pub(crate) fn one_line(s: &str) -> String {
-    s.split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A payload that failed to load.
@@ -90,6 +82,22 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
         LoadError::Signature(SignatureError::UnknownKey { .. }) => Some(
             "pass the signer's public key with --trusted-key PUB if you trust it".to_string(),
         ),
+        LoadError::TooLarge { .. } => Some("raise the limit with --max-size BYTES".to_string()),
+        LoadError::Header(HeaderProblem::TooManySections(_)) => {
+            Some("raise the limit with --max-sections N".to_string())
+        }
+        LoadError::Section {
+            problem: SectionProblem::AllocLimit(_),
+            ..
+        } => Some("raise the limit with --max-alloc BYTES".to_string()),
+        LoadError::Section {
+            problem: SectionProblem::NameTooLong(_),
+            ..
+        }
+        | LoadError::Symbol {
+            problem: SymbolProblem::NameTooLong(_),
+            ..
+        } => Some("raise the limit with --max-name BYTES".to_string()),
         LoadError::Target(_) if image.is_some() => Some(
             "the image's arenas (`.xsplice.arena.text`, `.rodata`, `.data`) are missing or too small"
                 .to_string(),
@@ -139,16 +147,5 @@ pub(crate) fn image_error(path: &Path, e: &ImageError) -> CliError {
              `.xsplice.arena.rodata` (A) and `.xsplice.arena.data` (WA), PROGBITS",
         ),
         _ => err,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_line_joins_lines() {
-        assert_eq!(one_line("a\nb\r\n c\n"), "a b c");
-        assert_eq!(one_line("plain"), "plain");
     }
 }

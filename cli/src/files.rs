@@ -26,12 +26,27 @@ pub(crate) fn read(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliEr
             path.display()
         )));
     }
-    if meta.len() > limit {
+    // Only regular files: a FIFO would block the read forever and a device
+    // (`/dev/zero`) never ends; both are refused before they are opened.
+    if !meta.is_file() {
         return Err(CliError::new(format!(
-            "{}: {what} is {} bytes, over the {limit}-byte limit",
-            path.display(),
-            meta.len()
+            "cannot read {what} `{}`: not a regular file",
+            path.display()
         )));
+    }
+    let over = |len: String| {
+        let err = CliError::new(format!(
+            "{}: {what} is {len}over the {limit}-byte limit",
+            path.display()
+        ));
+        if what == "payload" {
+            err.hint("raise the limit with --max-size BYTES")
+        } else {
+            err
+        }
+    };
+    if meta.len() > limit {
+        return Err(over(format!("{} bytes, ", meta.len())));
     }
     let file = fs::File::open(path).map_err(cannot)?;
     let mut bytes = Vec::new();
@@ -39,10 +54,7 @@ pub(crate) fn read(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliEr
         .read_to_end(&mut bytes)
         .map_err(cannot)?;
     if bytes.len() as u64 > limit {
-        return Err(CliError::new(format!(
-            "{}: {what} is over the {limit}-byte limit",
-            path.display()
-        )));
+        return Err(over(String::new()));
     }
     Ok(bytes)
 }

@@ -12,6 +12,7 @@ use xsplice_loader::ledger::Ledger;
 use crate::error::CliError;
 use crate::inspect::to_json;
 use crate::report::hex;
+use crate::text::esc;
 use crate::{load, Output, Verbosity};
 
 /// One patch site, as listed.
@@ -134,7 +135,7 @@ impl ListReport {
             o.push_str(&format!(
                 "  {}. {}  (v{}, format {}, {} {}, depends {})\n",
                 i + 1,
-                e.name,
+                esc(&e.name),
                 e.record_version,
                 e.format,
                 e.identity_kind,
@@ -144,7 +145,11 @@ impl ListReport {
             for s in &e.sites {
                 o.push_str(&format!(
                     "     record {} {}: site {} {} -> {}\n",
-                    s.record, s.function, s.addr, s.original, s.written
+                    s.record,
+                    esc(&s.function),
+                    s.addr,
+                    s.original,
+                    s.written
                 ));
             }
             if verbose {

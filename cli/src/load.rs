@@ -38,7 +38,7 @@ pub(crate) struct ImageLoad {
 /// Loads `payload` against nothing: undefined symbols resolve to
 /// [`xsplice_loader::PLACEHOLDER`] and regions get synthetic addresses.
 pub(crate) fn dry(payload: &Path, opts: &LoadOptions) -> Result<Loaded, CliError> {
-    let bytes = files::read(payload, files::payload_limit(), "payload")?;
+    let bytes = files::read(payload, opts.max_size as u64, "payload")?;
     let mut dry = DryRun::default();
     let loaded = dry
         .load(&bytes, opts)
@@ -78,7 +78,7 @@ pub(crate) fn with_image(
 ) -> Result<Loaded, CliError> {
     let target = open_image(image)?;
     let build_id = xsplice_loader::engine::Target::build_id(&target).map(<[u8]>::to_vec);
-    let bytes = files::read(payload, files::payload_limit(), "payload")?;
+    let bytes = files::read(payload, opts.max_size as u64, "payload")?;
     let mut engine = open_engine(target, image, opts)?;
     let applied = engine
         .applied()

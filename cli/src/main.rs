@@ -30,12 +30,14 @@ mod files;
 mod info;
 mod inspect;
 mod keys;
+mod limits;
 mod list;
 mod load;
 mod pid;
 mod report;
 mod revert;
 mod sign;
+mod text;
 mod upgrade;
 
 use std::io::{self, Write as _};
@@ -44,7 +46,8 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::error::{one_line, CliError};
+use crate::error::CliError;
+use crate::text::one_line;
 
 /// The xsplice command line.
 #[derive(Debug, Parser)]
@@ -105,6 +108,9 @@ struct InspectArgs {
     /// Signature verification.
     #[command(flatten)]
     trust: sign::TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
     /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -121,6 +127,9 @@ struct CheckArgs {
     /// Signature verification.
     #[command(flatten)]
     trust: sign::TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -171,6 +180,9 @@ struct ApplyArgs {
     /// Signature verification.
     #[command(flatten)]
     trust: sign::TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    limits: limits::LimitArgs,
 }
 
 /// `xsplice revert`.
@@ -297,7 +309,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             &a.payload,
             a.image.as_deref(),
             a.json,
-            &a.trust.load_options()?,
+            &a.limits.apply(a.trust.load_options()?),
             v,
         ),
         Command::Check(a) => match a.pid {
@@ -306,7 +318,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     pid,
                     strict: false,
                     stop: a.stop,
-                    opts: a.trust.load_options()?,
+                    opts: a.limits.apply(a.trust.load_options()?),
                 },
                 &a.payload,
                 v,
@@ -315,7 +327,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 &a.payload,
                 a.image.as_deref(),
                 a.json,
-                &a.trust.load_options()?,
+                &a.limits.apply(a.trust.load_options()?),
                 v,
             ),
         },
@@ -325,7 +337,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     pid,
                     strict: a.place.strict,
                     stop: a.place.stop,
-                    opts: a.trust.load_options()?,
+                    opts: a.limits.apply(a.trust.load_options()?),
                 },
                 &a.payloads,
                 a.replace,
@@ -338,7 +350,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     payloads: &a.payloads,
                     replace: a.replace,
                     force: a.force,
-                    opts: a.trust.load_options()?,
+                    opts: a.limits.apply(a.trust.load_options()?),
                 },
                 v,
             ),

@@ -11,6 +11,7 @@ use xsplice_abi::{AbiNote, Addr, FormatVersion, Incompat};
 use xsplice_loader::LoadedPayload;
 
 use crate::load::Loaded;
+use crate::text::{esc, name_list};
 
 /// Lowercase hex of bytes, no prefix.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -359,7 +360,7 @@ impl Report {
         kv("build-id", self.build_id.as_deref().unwrap_or("none"));
         kv("depends", self.depends.as_deref().unwrap_or("none"));
         for r in &self.records {
-            o.push_str(&format!("\nrecord {}  {}\n", r.index, r.name));
+            o.push_str(&format!("\nrecord {}  {}\n", r.index, esc(&r.name)));
             let mut f = |k: &str, v: String| o.push_str(&format!("  {k:<14}{v}\n"));
             f("new_addr", r.new_addr.clone());
             f("new_size", r.new_size.to_string());
@@ -431,24 +432,23 @@ impl Report {
             for s in &self.sections {
                 o.push_str(&format!(
                     "  {:<26}{:<8}{:<20}{}\n",
-                    s.name, s.region, s.addr, s.size
+                    esc(&s.name),
+                    s.region,
+                    s.addr,
+                    s.size
                 ));
             }
         }
         if !self.warnings.is_empty() {
             o.push_str("\nwarnings\n");
             for w in &self.warnings {
-                o.push_str(&format!("  {w}\n"));
+                o.push_str(&format!("  {}\n", esc(w)));
             }
         }
         if self.image.is_none() {
             o.push_str(&format!(
                 "\nunresolved (no image given): {}\n",
-                if self.unresolved.is_empty() {
-                    "none".to_string()
-                } else {
-                    self.unresolved.join(", ")
-                }
+                name_list(&self.unresolved, verbose)
             ));
         }
         o

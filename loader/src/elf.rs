@@ -42,6 +42,8 @@ pub(crate) struct PayloadElf<'a> {
     pub symtab: Option<usize>,
     strtab: &'a [u8],
     ctx: Ctx,
+    /// [`LoadOptions::max_name`]: no name is scanned further.
+    max_name: usize,
 }
 
 fn header_err(p: HeaderProblem) -> LoadError {
@@ -139,6 +141,7 @@ impl<'a> PayloadElf<'a> {
             symtab: None,
             strtab: &[],
             ctx,
+            max_name: opts.max_name,
         };
         for i in 0..elf.sections.len() {
             elf.check_placement(i)?;
@@ -217,6 +220,20 @@ impl<'a> PayloadElf<'a> {
                 index: i,
                 name: String::new(),
                 problem: SectionProblem::BadName(s.sh_name as u32),
+            });
+        }
+        // A name must end within `max_name` bytes: names are compared and
+        // copied, so their length bounds the work and memory per section.
+        let name_ok = self.shstrtab.get(s.sh_name..).is_some_and(|b| {
+            b.iter()
+                .take(opts.max_name.saturating_add(1))
+                .any(|&c| c == 0)
+        });
+        if !name_ok {
+            return Err(LoadError::Section {
+                index: i,
+                name: String::new(),
+                problem: SectionProblem::NameTooLong(opts.max_name),
             });
         }
         if s.sh_addralign > MAX_ALIGN || (s.sh_addralign > 1 && !s.sh_addralign.is_power_of_two()) {
@@ -345,7 +362,18 @@ impl<'a> PayloadElf<'a> {
                 name: String::new(),
                 problem: SymbolProblem::BadName(off),
             })?;
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let scan = bytes.get(..bytes.len().min(self.max_name.saturating_add(1)));
+        let end = match scan.unwrap_or(&[]).iter().position(|&b| b == 0) {
+            Some(end) => end,
+            None if bytes.len() > self.max_name => {
+                return Err(LoadError::Symbol {
+                    index,
+                    name: String::new(),
+                    problem: SymbolProblem::NameTooLong(self.max_name),
+                })
+            }
+            None => bytes.len(),
+        };
         core::str::from_utf8(bytes.get(..end).unwrap_or(&[])).map_err(|_| LoadError::Symbol {
             index,
             name: String::new(),

@@ -22,6 +22,7 @@
 //! payload already applied, checks dependencies and reverts exactly as a
 //! long-lived one.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -340,7 +341,9 @@ pub struct Engine<T: Target> {
 /// allocator for [`load`].
 struct Env<'a, T> {
     target: RefCell<&'a mut T>,
-    slots: &'a [Slot],
+    /// Exports of the payloads held, by name (a later payload's wins): one
+    /// index per load, so resolving against many payloads is not quadratic.
+    exports: BTreeMap<&'a str, Symbol>,
 }
 
 struct EnvSymbols<'e, 'a, T>(&'e Env<'a, T>);
@@ -348,15 +351,11 @@ struct EnvAlloc<'e, 'a, T>(&'e Env<'a, T>);
 
 impl<T: Target> SymbolSource for EnvSymbols<'_, '_, T> {
     fn lookup(&self, name: &str) -> Option<Symbol> {
-        self.0.target.borrow().lookup(name).or_else(|| {
-            self.0
-                .slots
-                .iter()
-                .rev()
-                .flat_map(|s| s.entry.exports.iter())
-                .find(|e| e.name == name)
-                .map(|e| e.symbol)
-        })
+        self.0
+            .target
+            .borrow()
+            .lookup(name)
+            .or_else(|| self.0.exports.get(name).copied())
     }
 
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
@@ -546,7 +545,12 @@ impl<T: Target> Engine<T> {
         let payload = {
             let env = Env {
                 target: RefCell::new(&mut self.target),
-                slots: &self.slots,
+                exports: self
+                    .slots
+                    .iter()
+                    .flat_map(|s| s.entry.exports.iter())
+                    .map(|e| (e.name.as_str(), e.symbol))
+                    .collect(),
             };
             let mut alloc = EnvAlloc(&env);
             load(bytes, &self.opts, &EnvSymbols(&env), &mut alloc)?

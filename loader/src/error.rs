@@ -161,6 +161,10 @@ pub enum SectionProblem {
     /// The name offset is outside the section-name string table.
     #[error("name offset {0:#x} is outside the section-name table")]
     BadName(u32),
+    /// The name is longer than [`crate::LoadOptions::max_name`] (raise it
+    /// with `--max-name`).
+    #[error("name is longer than {0} bytes (the limit, --max-name)")]
+    NameTooLong(usize),
     /// A string table is not NUL-terminated.
     #[error("string table is not NUL-terminated")]
     StringTableNotTerminated,
@@ -213,6 +217,10 @@ pub enum SymbolProblem {
     /// The name is not valid UTF-8.
     #[error("name is not UTF-8")]
     NotUtf8,
+    /// The name is longer than [`crate::LoadOptions::max_name`] (raise it
+    /// with `--max-name`).
+    #[error("name is longer than {0} bytes (the limit, --max-name)")]
+    NameTooLong(usize),
     /// `st_shndx` out of range.
     #[error("section index {0} is out of range")]
     Section(u16),
@@ -312,6 +320,10 @@ pub enum RecordProblem {
     /// The name pointer does not point into an allocated payload section.
     #[error("name pointer {0} is not inside the payload")]
     NameOutside(Addr),
+    /// The name pointer points into a format section (`.xsplice.*`) or a
+    /// note, not into the payload's own data: a rewrite would change it.
+    #[error("name pointer {0} points into a format section or a note")]
+    NameInFormatSection(Addr),
     /// The name is not NUL-terminated within 128 bytes.
     #[error("name is not NUL-terminated within 128 bytes")]
     NameTooLong,
@@ -353,6 +365,24 @@ pub enum RecordProblem {
     /// The patch site address overflows.
     #[error("patch site overflows the address space")]
     SiteOverflow,
+    /// A NOP record longer than [`crate::patch::MAX_NOP`]: the bytes are
+    /// written in the stop-the-world section, and no function needs more.
+    #[error("NOP of {len} bytes is longer than {max}")]
+    NopTooLong {
+        /// `new_size`.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// NOPs that run past the end of the function the target's symbol
+    /// table gives (they would erase the next function).
+    #[error("NOPs end {end} bytes into a function of {size} bytes")]
+    NopPastFunction {
+        /// `patch_offset + new_size`.
+        end: u64,
+        /// The function's size in the target.
+        size: u64,
+    },
     /// A NOP record on arm64 must NOP whole instructions.
     #[error("NOP size {0} is not a multiple of the instruction size")]
     NopSize(u64),

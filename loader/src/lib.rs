@@ -214,6 +214,10 @@ pub struct LoadOptions {
     pub max_alloc: usize,
     /// Largest section count (default 4096).
     pub max_sections: usize,
+    /// Longest section or symbol name, in bytes (default 1024). Names are
+    /// compared and copied (exports, messages), so this bounds the work and
+    /// memory per section and symbol; C symbol names are far shorter.
+    pub max_name: usize,
     /// `(vendor, kind)` pairs this loader understands; an unknown CRITICAL
     /// vendor entry refuses the payload.
     pub known_vendor_entries: Vec<(u32, u16)>,
@@ -237,6 +241,7 @@ impl Default for LoadOptions {
             max_size: 2 << 20,
             max_alloc: 16 << 20,
             max_sections: 4096,
+            max_name: 1024,
             known_vendor_entries: Vec::new(),
             arch: None,
             position_independent: false,

@@ -71,7 +71,12 @@ pub fn jump(arch: Arch, site: Addr, dest: Addr) -> Result<Vec<u8>, PatchError> {
     }
 }
 
-/// `len` bytes of NOPs.
+/// The most bytes a NOP record may write ([`nops`] refuses more, and the
+/// loader refuses such a record at load). Xen's own limit is far smaller
+/// (its patch buffer); 4 KiB covers any function body worth NOPing out.
+pub const MAX_NOP: u64 = 4096;
+
+/// `len` bytes of NOPs, at most [`MAX_NOP`].
 ///
 /// ```
 /// use xsplice_loader::{patch::nops, Arch};
@@ -79,6 +84,9 @@ pub fn jump(arch: Arch, site: Addr, dest: Addr) -> Result<Vec<u8>, PatchError> {
 /// assert!(nops(Arch::Aarch64, 6).is_err());
 /// ```
 pub fn nops(arch: Arch, len: u64) -> Result<Vec<u8>, PatchError> {
+    if len > MAX_NOP {
+        return Err(PatchError::NopLength { len, arch });
+    }
     let n = usize::try_from(len).map_err(|_| PatchError::NopLength { len, arch })?;
     match arch {
         Arch::X86_64 => {
@@ -133,6 +141,18 @@ mod tests {
         assert_eq!(back, 0x17ff_ffffu32.to_le_bytes());
         assert!(jump(Arch::Aarch64, Addr(0), Addr(128 << 20)).is_err());
         assert!(jump(Arch::Aarch64, Addr(0), Addr((128 << 20) - 4)).is_ok());
+    }
+
+    #[test]
+    fn nops_are_bounded() {
+        assert!(nops(Arch::X86_64, MAX_NOP).is_ok());
+        assert_eq!(
+            nops(Arch::X86_64, u64::MAX),
+            Err(PatchError::NopLength {
+                len: u64::MAX,
+                arch: Arch::X86_64
+            })
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::error::{LoadError, NoteProblem, RecordProblem, SectionProblem, Vendor
 use crate::layout::{lay_out, loaded_bytes, Layout};
 use crate::link::{relocate, resolve_symbols};
 use crate::signature::SignatureStatus;
-use crate::{notes, Allocator, Arch, LoadOptions, RegionKind, Symbol, SymbolSource};
+use crate::{notes, patch, Allocator, Arch, LoadOptions, RegionKind, Symbol, SymbolSource};
 
 pub use xsplice_abi::NAME_MAX;
 
@@ -315,6 +315,7 @@ pub fn load(
     let text = layout
         .region(RegionKind::Text)
         .map(|t| (t.addr.0, t.addr.0.saturating_add(t.bytes.len() as u64)));
+    let strings = StringSections::new(&elf, &layout);
     for rec in decoded.iter() {
         let rec = rec.map_err(LoadError::Records)?;
         for w in rec.warnings().iter() {
@@ -330,11 +331,14 @@ pub fn load(
             });
         }
         union |= rec.func.incompat;
-        let name = read_name(&layout, rec.func.name).map_err(|problem| LoadError::Record {
-            record: rec.index,
-            name: String::new(),
-            problem,
-        })?;
+        let name = strings
+            .check(rec.func.name)
+            .and_then(|()| read_name(&layout, rec.func.name))
+            .map_err(|problem| LoadError::Record {
+                record: rec.index,
+                name: String::new(),
+                problem,
+            })?;
         let record_err = |problem| LoadError::Record {
             record: rec.index,
             name: name.clone(),
@@ -365,6 +369,12 @@ pub fn load(
                 ),
             });
         }
+        if f.is_nop() && f.new_size > patch::MAX_NOP {
+            return Err(record_err(RecordProblem::NopTooLong {
+                len: f.new_size,
+                max: patch::MAX_NOP,
+            }));
+        }
         let needed = if f.is_nop() {
             f.new_size
         } else {
@@ -388,7 +398,16 @@ pub fn load(
             } else {
                 symbols.lookup(&name).ok_or(RecordProblem::Unresolved)
             };
-            found.map_err(record_err)?.addr
+            let found = found.map_err(record_err)?;
+            // NOPs past the function's own end would erase its neighbour.
+            let end = u64::from(f.patch_offset).saturating_add(needed);
+            if f.is_nop() && found.size != 0 && end > found.size {
+                return Err(record_err(RecordProblem::NopPastFunction {
+                    end,
+                    size: found.size,
+                }));
+            }
+            found.addr
         } else {
             f.old_addr
         };
@@ -442,6 +461,64 @@ pub fn load(
         warnings,
         signature,
     })
+}
+
+/// The loaded sections a record name may point into, sorted by address:
+/// data sections of the payload's own (the writer's `.xsplice.strings`
+/// included), not the format's tables (records, vendor entries, depends,
+/// hooks) nor notes, whose bytes a rewrite (`upgrade`) moves or re-encodes,
+/// so a name there would silently change.
+struct StringSections {
+    /// `(start, end)` of each allowed section.
+    spans: Vec<(u64, u64)>,
+    /// `(start, end)` of every loaded section (to tell "outside" from "in a
+    /// format section").
+    all: Vec<(u64, u64)>,
+}
+
+impl StringSections {
+    fn new(elf: &PayloadElf<'_>, layout: &Layout) -> Self {
+        let mut spans = Vec::new();
+        let mut all = Vec::new();
+        for i in 1..elf.sections.len() {
+            let (Some(start), Some(s)) = (layout.addr_of(i), elf.sections.get(i)) else {
+                continue;
+            };
+            let span = (start, start.saturating_add(s.sh_size));
+            all.push(span);
+            let name = elf.section_name(i);
+            let format_table = [sections::FUNCS, sections::VENDOR, sections::DEPENDS]
+                .contains(&name)
+                || name.starts_with(".xsplice.hooks.")
+                || name.starts_with(".note");
+            if !format_table {
+                spans.push(span);
+            }
+        }
+        spans.sort_unstable();
+        all.sort_unstable();
+        StringSections { spans, all }
+    }
+
+    fn find(spans: &[(u64, u64)], ptr: Addr) -> Option<(u64, u64)> {
+        let i = spans.partition_point(|(s, _)| *s <= ptr.0);
+        spans
+            .get(i.checked_sub(1)?)
+            .copied()
+            .filter(|(_, e)| ptr.0 < *e)
+    }
+
+    /// Whether a name at `ptr` starts in an allowed section and its NUL
+    /// lies inside that section (checked by [`read_name`] on the span).
+    fn check(&self, ptr: Addr) -> Result<(), RecordProblem> {
+        match Self::find(&self.spans, ptr) {
+            Some(_) => Ok(()),
+            None if Self::find(&self.all, ptr).is_some() => {
+                Err(RecordProblem::NameInFormatSection(ptr))
+            }
+            None => Err(RecordProblem::NameOutside(ptr)),
+        }
+    }
 }
 
 /// Reads a record's name: NUL-terminated, at most [`NAME_MAX`] bytes,

@@ -6,6 +6,7 @@
 //! name when unambiguous); `sympos` n picks the n-th local definition in
 //! symbol-table order.
 
+use std::collections::HashMap;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
@@ -15,17 +16,21 @@ use goblin::elf::Elf;
 
 use crate::{Addr, Symbol, SymbolSource};
 
-#[derive(Debug, Clone)]
-struct Entry {
-    name: String,
-    symbol: Symbol,
-    global: bool,
+/// The definitions of one name.
+#[derive(Debug, Clone, Default)]
+struct Defs {
+    /// The first global (or weak) definition.
+    global: Option<Symbol>,
+    /// Local definitions, in symbol-table order (for `sympos`).
+    locals: Vec<Symbol>,
 }
 
-/// Defined function, object and untyped symbols of an executable.
+/// Defined function, object and untyped symbols of an executable, indexed
+/// by name: every lookup is one hash probe, so resolving a payload costs
+/// time linear in its symbols whatever the size of the table.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SymbolTable {
-    entries: Vec<Entry>,
+    by_name: HashMap<String, Defs>,
 }
 
 impl SymbolTable {
@@ -38,7 +43,8 @@ impl SymbolTable {
         } else {
             (&elf.syms, &elf.strtab)
         };
-        let entries = syms
+        let mut by_name: HashMap<String, Defs> = HashMap::new();
+        let defined = syms
             .iter()
             .filter(|s| {
                 s.st_shndx != sh::SHN_UNDEF as usize && s.st_shndx < sh::SHN_LORESERVE as usize
@@ -48,60 +54,71 @@ impl SymbolTable {
                     s.st_type(),
                     sym::STT_FUNC | sym::STT_OBJECT | sym::STT_NOTYPE
                 )
-            })
-            .filter_map(|s| {
-                let name = strtab.get_at(s.st_name)?;
-                (!name.is_empty()).then(|| Entry {
-                    name: name.to_string(),
-                    symbol: Symbol {
-                        addr: Addr(s.st_value.wrapping_add(bias)),
-                        size: s.st_size,
-                    },
-                    global: s.st_bind() != sym::STB_LOCAL,
-                })
-            })
-            .collect();
-        SymbolTable { entries }
+            });
+        for s in defined {
+            let Some(name) = strtab.get_at(s.st_name).filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let symbol = Symbol {
+                addr: Addr(s.st_value.wrapping_add(bias)),
+                size: s.st_size,
+            };
+            let defs = by_name.entry(name.to_string()).or_default();
+            if s.st_bind() == sym::STB_LOCAL {
+                defs.locals.push(symbol);
+            } else if defs.global.is_none() {
+                defs.global = Some(symbol);
+            }
+        }
+        SymbolTable { by_name }
     }
 
-    /// The `[start, end)` of the sized symbol that contains `addr` (the
-    /// function around a patch site), if any.
-    pub(crate) fn containing(&self, addr: u64) -> Option<(u64, u64)> {
-        self.entries
-            .iter()
-            .map(|e| {
-                (
-                    e.symbol.addr.0,
-                    e.symbol.addr.0.saturating_add(e.symbol.size),
-                )
-            })
-            .find(|&(lo, hi)| lo <= addr && addr < hi)
+    /// The `[start, end)` of every sized symbol, sorted by start: the
+    /// functions a live target looks a PC up in (see [`containing`]).
+    pub(crate) fn spans(&self) -> Vec<(u64, u64)> {
+        let mut spans: Vec<(u64, u64)> = self
+            .by_name
+            .values()
+            .flat_map(|d| d.global.iter().chain(d.locals.iter()))
+            .filter(|s| s.size > 0)
+            .map(|s| (s.addr.0, s.addr.0.saturating_add(s.size)))
+            .collect();
+        spans.sort_unstable();
+        spans.dedup();
+        spans
     }
 
     /// Whether the table is empty (a stripped executable).
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.by_name.is_empty()
     }
 }
 
 impl SymbolSource for SymbolTable {
     fn lookup(&self, name: &str) -> Option<Symbol> {
-        if let Some(g) = self.entries.iter().find(|s| s.global && s.name == name) {
-            return Some(g.symbol);
-        }
-        let mut locals = self.entries.iter().filter(|s| !s.global && s.name == name);
-        match (locals.next(), locals.next()) {
-            (Some(only), None) => Some(only.symbol),
+        let defs = self.by_name.get(name)?;
+        match (defs.global, defs.locals.as_slice()) {
+            (Some(g), _) => Some(g),
+            (None, [only]) => Some(*only),
             _ => None,
         }
     }
 
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
         let n = usize::try_from(pos).ok()?.checked_sub(1)?;
-        self.entries
-            .iter()
-            .filter(|s| !s.global && s.name == name)
-            .nth(n)
-            .map(|s| s.symbol)
+        self.by_name.get(name)?.locals.get(n).copied()
     }
+}
+
+/// The span of [`SymbolTable::spans`] containing `addr`, if any: the last
+/// few spans starting at or before it are looked at (aliases share a start).
+pub(crate) fn containing(spans: &[(u64, u64)], addr: u64) -> Option<(u64, u64)> {
+    let upto = spans.partition_point(|&(lo, _)| lo <= addr);
+    spans
+        .get(..upto)?
+        .iter()
+        .rev()
+        .take(8)
+        .find(|&&(_, hi)| addr < hi)
+        .copied()
 }

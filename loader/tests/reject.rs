@@ -528,3 +528,123 @@ proptest! {
         let _ = try_load(&b);
     }
 }
+
+/// Issue 12: a NOP record of `u64::MAX` bytes made `Engine::prepare`
+/// allocate without bound (a panic, or an abort in a hypervisor). It is a
+/// typed load error now, and so is a NOP running past its function.
+#[test]
+fn nop_records_are_bounded() {
+    let b0 = fixture("features_v3-nopic.o");
+    let (funcs, data) = section(&b0, ".xsplice.funcs");
+    let size = u64::from_le_bytes(b0[funcs + SH_SIZE..funcs + SH_SIZE + 8].try_into().unwrap());
+    let nop = (0..size as usize / 128)
+        .map(|i| data + 128 * i)
+        .find(|r| u32::from_le_bytes(b0[r + 44..r + 48].try_into().unwrap()) & 1 != 0)
+        .expect("the fixture has a NOP record");
+    let mut b = b0.clone();
+    put_u64(&mut b, nop + 8, u64::MAX);
+    put_u64(&mut b, nop + 24, u64::MAX);
+    let e = err(&b);
+    assert!(
+        matches!(
+            e,
+            LoadError::Record {
+                problem: RecordProblem::NopTooLong {
+                    len: u64::MAX,
+                    max: 4096
+                },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // 0x41 bytes of NOPs in a function of 0x40 (the demo table's size).
+    let mut b = b0.clone();
+    put_u64(&mut b, nop + 8, 0x41);
+    put_u64(&mut b, nop + 24, 0x100);
+    let e = err(&b);
+    assert!(
+        matches!(
+            e,
+            LoadError::Record {
+                problem: RecordProblem::NopPastFunction {
+                    end: 0x41,
+                    size: 0x40
+                },
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// Issue 12: names are bounded (4,000 sections all named by one long string
+/// took 42 s and a gigabyte; now the first is refused at once).
+#[test]
+fn long_names_are_refused() {
+    let b0 = v3();
+    let opts = LoadOptions {
+        max_name: 4,
+        ..LoadOptions::default()
+    };
+    let e = load(&b0, &opts, &Table::demo(), &mut Bump::default()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LoadError::Section {
+                problem: SectionProblem::NameTooLong(4),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Symbol names are held to the same limit (this fixture's section
+    // names are at most 29 bytes, a hook symbol's name is 43).
+    let opts = LoadOptions {
+        max_name: 30,
+        ..LoadOptions::default()
+    };
+    let b1 = fixture("features_v3-nopic.o");
+    let e = load(&b1, &opts, &Table::demo(), &mut Bump::default()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LoadError::Symbol {
+                problem: SymbolProblem::NameTooLong(30),
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// Issue 12: a record name pointing into `.xsplice.funcs` (or a note) was
+/// accepted, and `upgrade`, which re-encodes those sections, changed it.
+#[test]
+fn names_must_point_into_the_payloads_own_data() {
+    let b0 = v3();
+    let (rela, rela_data) = section(&b0, ".rela.xsplice.funcs");
+    let count = u64::from_le_bytes(b0[rela + SH_SIZE..rela + SH_SIZE + 8].try_into().unwrap()) / 24;
+    // The RELA entry for record 0's name field (offset 32).
+    let entry = (0..count as usize)
+        .map(|i| rela_data + 24 * i)
+        .find(|e| u64::from_le_bytes(b0[*e..*e + 8].try_into().unwrap()) == 32)
+        .expect("record 0's name is relocated");
+    // Aim the name at the first byte of .xsplice.funcs, as laid out.
+    let p = try_load(&b0).unwrap();
+    let at = |name: &str| p.sections.iter().find(|s| s.name == name).unwrap().addr.0;
+    let mut b = b0.clone();
+    let addend = (at(".xsplice.funcs") - at(".rodata.str1.1")) as i64;
+    b[entry + 16..entry + 24].copy_from_slice(&addend.to_le_bytes());
+    let e = err(&b);
+    assert!(
+        matches!(
+            e,
+            LoadError::Record {
+                problem: RecordProblem::NameInFormatSection(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+}

@@ -84,6 +84,7 @@ use crate::engine::{CodeWriter, HookOutcome, Target};
 use crate::exe::{self, Executable, Mapping};
 use crate::ledger::Placed;
 use crate::payload::{Hook, Region};
+use crate::symtab;
 use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
 use stop::Stopped;
@@ -338,6 +339,8 @@ pub struct PtraceTarget {
     opts: PtraceOptions,
     pauses: Vec<Duration>,
     retries: u32,
+    /// The executable's functions, sorted (for [`PcPolicy::Function`]).
+    functions: Vec<(u64, u64)>,
     /// Holds the `flock` on the executable for the target's lifetime.
     _lock: File,
 }
@@ -386,6 +389,7 @@ impl PtraceTarget {
                 })?;
         let exe = Executable::parse(&bytes, at_phdr)
             .map_err(|problem| PtraceError::Exe { pid, problem })?;
+        let functions = exe.symbols.spans();
         Ok(PtraceTarget {
             pid,
             mem,
@@ -394,6 +398,7 @@ impl PtraceTarget {
             opts,
             pauses: Vec::new(),
             retries: 0,
+            functions,
             _lock: file,
         })
     }
@@ -498,7 +503,7 @@ impl PtraceTarget {
         let mut widened: Vec<(u64, usize)> = ranges.to_vec();
         if self.opts.policy == PcPolicy::Function {
             widened.extend(ranges.iter().filter_map(|&(addr, _)| {
-                let (lo, hi) = self.exe.symbols.containing(addr)?;
+                let (lo, hi) = symtab::containing(&self.functions, addr)?;
                 Some((lo, usize::try_from(hi - lo).ok()?))
             }));
         }
