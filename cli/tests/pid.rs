@@ -301,6 +301,17 @@ fn errors_name_the_process() {
     );
     let o = xsplice(&["apply", "--pid", "1", "--image", "x", "fix.o"]);
     assert_eq!(o.status.code(), Some(2), "--pid and --image conflict");
+    // Process 1 belongs to root: unless this runs as root, reading it is
+    // refused, with a hint on why (`list` only reads: harmless as root).
+    let o = xsplice(&["list", "--pid", "1"]);
+    if !o.status.success() {
+        let (_, err) = text(&o);
+        assert!(
+            err.starts_with("error: process 1: no permission to trace process 1"),
+            "{err}"
+        );
+        assert!(err.contains("\nhint: "), "{err}");
+    }
 }
 
 #[test]

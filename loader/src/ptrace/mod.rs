@@ -170,11 +170,11 @@ pub enum PtraceError {
         pid: i32,
     },
     /// The kernel refused access to the process's memory or files.
-    #[error("no permission to trace process {pid} ({what}: {})", os(.errno))]
+    #[error("no permission to trace process {pid} (/proc/{pid}/{what}: {})", os(.errno))]
     Permission {
         /// The PID.
         pid: i32,
-        /// What was refused.
+        /// The file of `/proc/PID` that was refused.
         what: &'static str,
         /// errno.
         errno: i32,
@@ -316,13 +316,13 @@ pub enum PtraceError {
 }
 
 impl PtraceError {
-    /// A failure reading `/proc/PID/...`.
-    fn from_proc(pid: i32, e: &std::io::Error) -> PtraceError {
+    /// A failure reading `/proc/PID/what`.
+    fn from_proc(pid: i32, what: &'static str, e: &std::io::Error) -> PtraceError {
         match e.kind() {
             std::io::ErrorKind::NotFound => PtraceError::NoSuchProcess { pid },
             _ => PtraceError::Permission {
                 pid,
-                what: "/proc",
+                what,
                 errno: e.raw_os_error().unwrap_or(libc::EACCES),
             },
         }
@@ -366,27 +366,26 @@ impl PtraceTarget {
                 },
             }
         };
-        let mem = Mem::open(pid).map_err(perm("/proc/PID/mem"))?;
-        let file = File::open(format!("/proc/{pid}/exe")).map_err(perm("/proc/PID/exe"))?;
+        let mem = Mem::open(pid).map_err(perm("mem"))?;
+        let file = File::open(format!("/proc/{pid}/exe")).map_err(perm("exe"))?;
         // SAFETY: flock on a file descriptor we own; no memory involved.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(PtraceError::Locked { pid });
         }
-        let size = file.metadata().map_err(perm("/proc/PID/exe"))?.len();
+        let size = file.metadata().map_err(perm("exe"))?.len();
         if size > MAX_EXE {
             return Err(PtraceError::Exe {
                 pid,
                 problem: "the executable is over 256 MiB",
             });
         }
-        let bytes = std::fs::read(format!("/proc/{pid}/exe")).map_err(perm("/proc/PID/exe"))?;
-        let at_phdr =
-            sys::at_phdr(pid)
-                .map_err(perm("/proc/PID/auxv"))?
-                .ok_or(PtraceError::Exe {
-                    pid,
-                    problem: "its auxiliary vector has no AT_PHDR",
-                })?;
+        let bytes = std::fs::read(format!("/proc/{pid}/exe")).map_err(perm("exe"))?;
+        let at_phdr = sys::at_phdr(pid)
+            .map_err(perm("auxv"))?
+            .ok_or(PtraceError::Exe {
+                pid,
+                problem: "its auxiliary vector has no AT_PHDR",
+            })?;
         let exe = Executable::parse(&bytes, at_phdr)
             .map_err(|problem| PtraceError::Exe { pid, problem })?;
         let functions = exe.symbols.spans();
@@ -549,7 +548,8 @@ impl PtraceTarget {
     /// the executable's text, with a free page on each side: the highest
     /// below the text, else the lowest above it.
     fn free_slot(&self, len: u64, align: u64) -> Result<Option<u64>, PtraceError> {
-        let lines = sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, &e))?;
+        let lines =
+            sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?;
         let (lo, hi) = self.exe.text_span();
         let low_limit = hi.saturating_sub(REACH);
         let high_limit = lo.saturating_add(REACH);
@@ -588,7 +588,8 @@ impl PtraceTarget {
 
     /// Where the ledger is mapped in the process, if it is.
     fn ledger_addr(&self) -> Result<Option<u64>, PtraceError> {
-        let lines = sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, &e))?;
+        let lines =
+            sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?;
         let memfd = format!("/memfd:{LEDGER_NAME}");
         Ok(lines
             .iter()
@@ -815,7 +816,7 @@ impl Target for PtraceTarget {
         let len = match known.and_then(|i| self.maps.get(i)) {
             Some(m) => m.len,
             None => sys::maps(self.pid)
-                .map_err(|e| PtraceError::from_proc(self.pid, &e))?
+                .map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?
                 .iter()
                 .find(|l| l.start == addr && l.path.is_empty())
                 .map(|l| l.end - l.start)

@@ -51,7 +51,7 @@ impl Stopped {
         };
         let mut gone: Vec<i32> = Vec::new();
         loop {
-            let tids = sys::tids(pid).map_err(|e| PtraceError::from_proc(pid, &e))?;
+            let tids = sys::tids(pid).map_err(|e| PtraceError::from_proc(pid, "task", &e))?;
             let new: Vec<i32> = tids
                 .into_iter()
                 .filter(|t| !gone.contains(t) && !stopped.threads.iter().any(|s| s.tid == *t))
