@@ -379,7 +379,11 @@ impl PtraceTarget {
                 problem: "the executable is over 256 MiB",
             });
         }
-        let bytes = std::fs::read(format!("/proc/{pid}/exe")).map_err(perm("exe"))?;
+        // Read through the descriptor just measured and locked, bounded
+        // whatever the file does meanwhile.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_EXE), &mut bytes)
+            .map_err(perm("exe"))?;
         let at_phdr = sys::at_phdr(pid)
             .map_err(perm("auxv"))?
             .ok_or(PtraceError::Exe {
