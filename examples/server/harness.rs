@@ -76,19 +76,25 @@ pub fn build(tmp: &Path, name: &str) -> Result<Built, String> {
         ],
         &dir,
     )?;
-    gcc(
-        &[
-            "-O2",
-            "-fpie",
-            "-fno-stack-protector",
-            "-c",
-            &s(&src.join("fix.c")),
-            "-o",
-            &s(&fix),
-        ],
-        &dir,
-    )?;
-    Ok(Built { server, fix, dir })
+    let built = Built { server, fix, dir };
+    built.payload("fix.c", &[], "fix.o")?;
+    Ok(built)
+}
+
+impl Built {
+    /// Compiles the payload source `src` of this directory with `defines`
+    /// (`-DNAME`) into `out` in the build directory.
+    pub fn payload(&self, src: &str, defines: &[&str], out: &str) -> Result<PathBuf, String> {
+        let obj = self.dir.join(out);
+        let mut args = vec!["-O2", "-fpie", "-fno-stack-protector", "-c"];
+        let defs: Vec<String> = defines.iter().map(|d| format!("-D{d}")).collect();
+        args.extend(defs.iter().map(String::as_str));
+        let src = example_dir().join(src).to_string_lossy().into_owned();
+        let o = obj.to_string_lossy().into_owned();
+        args.extend([src.as_str(), "-o", o.as_str()]);
+        gcc(&args, &self.dir)?;
+        Ok(obj)
+    }
 }
 
 /// One line `tick N vat V old O new N bad B fixes F signals S eintr E`.

@@ -303,3 +303,59 @@ fn a_thread_that_does_not_stop_in_time_fails_the_action_and_is_released() {
     assert!(t.old > 0 && t.new == 0, "{t:?}");
     assert!(server.alive());
 }
+
+#[test]
+fn hooks_that_fail_or_hang_leave_the_process_as_it_was() {
+    let Some(b) = built("bad_hooks") else {
+        return;
+    };
+    let fail = std::fs::read(b.payload("bad_hooks.c", &["FAIL"], "fail.o").unwrap()).unwrap();
+    let hang = std::fs::read(b.payload("bad_hooks.c", &["HANG"], "hang.o").unwrap()).unwrap();
+    let mut server = Server::start(&b.server, 2, 50);
+    let Some(target) = attach(&server) else {
+        return;
+    };
+    let site = target.lookup("with_vat").unwrap().addr;
+    let original = read_code(&target, site);
+    let mut engine = Engine::new(target, LoadOptions::default());
+
+    // A postapply hook returning 7: the apply is undone.
+    let id = engine.load("fail.o", &fail).unwrap();
+    let err = engine.apply(id).unwrap_err();
+    assert!(
+        matches!(err, EngineError::HookFailed { ret: 7, .. }),
+        "{err}"
+    );
+    assert_eq!(read_code(engine.target(), site), original);
+    engine.unload(id).unwrap();
+
+    // A load hook that never returns: stopped after the hook timeout, its
+    // thread's registers restored, the payload refused and unmapped.
+    drop(engine);
+    let opts = PtraceOptions {
+        timeout: Duration::from_secs(10),
+        hook_timeout: Duration::from_millis(300),
+        ..PtraceOptions::default()
+    };
+    let target = PtraceTarget::attach(server.pid, opts).unwrap();
+    let mut hung = Engine::new(target, LoadOptions::default());
+    let err = hung.load("hang.o", &hang).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Target(TargetError::Ptrace(PtraceError::InjectionTimeout { .. }))
+        ),
+        "{err}"
+    );
+    assert_eq!(read_code(hung.target(), site), original);
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.pid)).unwrap();
+    let text: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" r-xp 00000000 00:00 0"))
+        .collect();
+    assert!(text.is_empty(), "payload text left: {text:?}");
+    // Every thread runs on as before (the one that ran the hook included).
+    let t = server.settled();
+    assert_eq!((t.vat, t.new, t.eintr), (1100, 0, 0), "{t:?}");
+    assert!(t.old > 0 && server.alive());
+}
