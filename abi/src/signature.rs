@@ -34,6 +34,8 @@
 use zerocopy::byteorder::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::raw::wire;
+
 /// The footer's magic, the last 8 bytes of a signed payload.
 pub const MAGIC: &[u8; 8] = b"XSPLSIG\0";
 /// Size of the footer.
@@ -49,30 +51,18 @@ pub const KEY_ID_SIZE: usize = 8;
 /// `block_len` of an Ed25519 block: the signature and the key id.
 pub const ED25519_BLOCK_LEN: u32 = 72;
 
-/// The 16-byte footer that ends a signed payload.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SigFooter {
-    /// Bytes between the end of `S` and the footer (72 for Ed25519 v1).
-    pub block_len: U32,
-    /// Signature algorithm ([`ALGORITHM_ED25519`]).
-    pub algorithm: U16,
-    /// Block format version ([`VERSION`]).
-    pub version: U16,
-    /// [`MAGIC`].
-    pub magic: [u8; 8],
+wire! {
+    /// The 16-byte footer that ends a signed payload.
+    pub struct SigFooter {
+        /// Bytes between the end of `S` and the footer (72 for Ed25519 v1).
+        pub block_len: U32,
+        /// Signature algorithm ([`ALGORITHM_ED25519`]).
+        pub algorithm: U16,
+        /// Block format version ([`VERSION`]).
+        pub version: U16,
+        /// [`MAGIC`].
+        pub magic: [u8; 8],
+    }
 }
 
 impl SigFooter {

@@ -19,11 +19,20 @@ pub(crate) fn run(
 ) -> Result<Output, CliError> {
     let loaded = load::load(payload, image, opts)?;
     let report = Report::new(&payload.display().to_string(), &loaded);
+    render(&report, json, |r| r.text(v.verbose))
+}
+
+/// A report as pretty JSON, or as the text `text` makes of it.
+pub(crate) fn render<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    text: impl FnOnce(&T) -> String,
+) -> Result<Output, CliError> {
     let mut out = Output::default();
     if json {
-        out.line(to_json(&report)?);
+        out.line(to_json(report)?);
     } else {
-        out.stdout = report.text(v.verbose);
+        out.stdout = text(report);
     }
     Ok(out)
 }

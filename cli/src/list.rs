@@ -10,7 +10,7 @@ use xsplice_loader::engine::Target as _;
 use xsplice_loader::ledger::Ledger;
 
 use crate::error::CliError;
-use crate::inspect::to_json;
+use crate::inspect::render;
 use crate::report::hex;
 use crate::text::esc;
 use crate::{load, Output, Verbosity};
@@ -184,11 +184,5 @@ pub(crate) fn image(image: &Path, json: bool, v: Verbosity) -> Result<Output, Cl
         &ledger,
         engine.target().arena_usage(),
     );
-    let mut out = Output::default();
-    if json {
-        out.line(to_json(&report)?);
-    } else {
-        out.stdout = report.text(v.verbose);
-    }
-    Ok(out)
+    render(&report, json, |r| r.text(v.verbose))
 }
