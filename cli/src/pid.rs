@@ -182,7 +182,14 @@ mod imp {
                     build_id.map_or_else(|| "none".to_string(), hex)
                 ))
             }
-            (_, Some(path)) => engine_error(path, e, None),
+            (EngineError::Load(LoadError::Target(TargetError::OutOfMemory { .. })), Some(_)) => {
+                CliError::new(format!("{what}: {e}")).hint(format!(
+                    "process {pid} has no free address space within 1 GiB of its executable's \
+                     text, where the payload's code must go to be reached by a jump"
+                ))
+            }
+            // Symbols come from the executable, as from an image.
+            (_, Some(path)) => engine_error(path, e, Some(Path::new(&format!("/proc/{pid}/exe")))),
             (_, None) => CliError::new(format!("{what}: {e}")),
         }
     }

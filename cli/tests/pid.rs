@@ -143,6 +143,15 @@ fn fix_a_running_server_by_pid() {
     };
     let original = code(server.pid, site);
 
+    // A payload for another program altogether: its symbols are not there.
+    let hv_fix = harness::example_dir().join("../hypervisor/fix.o");
+    let err = refused(&["apply", "--pid", &pid, hv_fix.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!("hint: `/proc/{pid}/exe` does not define it")),
+        "{err}"
+    );
+    assert_eq!(code(server.pid, site), original, "a refusal writes nothing");
+
     // A payload bound to another build of the server: refused, untouched.
     let other = build_payload(
         &b,
