@@ -242,8 +242,9 @@ fn signals_are_not_lost_and_system_calls_restart() {
             kind: RegionKind::Data,
             addr,
             align: 4096,
-            bytes: Vec::new(),
+            bytes: vec![1; 64],
         };
+        target.map(&region).unwrap();
         target.unmap(&region).unwrap();
         rounds += 1;
     }

@@ -17,7 +17,9 @@
 //!   regions get their final permissions when they are created: text
 //!   `r-x`, read-only data `r--`, data `rw-` (W^X throughout).
 //! * **Payload regions** are anonymous private mappings created by a
-//!   `mmap(MAP_FIXED_NOREPLACE)` injected into a stopped thread, at an
+//!   `mmap(MAP_FIXED_NOREPLACE)` injected into a stopped thread when the
+//!   engine maps them (`allocate` only reserves the address, so a payload
+//!   refused while loading leaves nothing in the process), at an
 //!   address chosen from `/proc/PID/maps` within ±1 GiB of the
 //!   executable's text (so `jmp rel32` and PC32 relocations reach),
 //!   preferring the free space just *below* the executable (above it the
@@ -335,7 +337,10 @@ pub struct PtraceTarget {
     pid: i32,
     mem: Mem,
     exe: Executable,
+    /// Regions mapped in the process (by this patcher, or adopted).
     maps: Vec<Mapping>,
+    /// Addresses reserved by `allocate` for regions not mapped yet.
+    pending: Vec<Mapping>,
     opts: PtraceOptions,
     pauses: Vec<Duration>,
     retries: u32,
@@ -398,6 +403,7 @@ impl PtraceTarget {
             mem,
             exe,
             maps: Vec::new(),
+            pending: Vec::new(),
             opts,
             pauses: Vec::new(),
             retries: 0,
@@ -550,21 +556,35 @@ impl PtraceTarget {
 
     /// A free address for `len` bytes aligned to `align` within reach of
     /// the executable's text, with a free page on each side: the highest
-    /// below the text, else the lowest above it.
+    /// below the text, else the lowest above it (an address reserved for a
+    /// region not mapped yet is not free).
     fn free_slot(&self, len: u64, align: u64) -> Result<Option<u64>, PtraceError> {
         let lines =
             sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?;
         let (lo, hi) = self.exe.text_span();
         let low_limit = hi.saturating_sub(REACH);
         let high_limit = lo.saturating_add(REACH);
-        // The gaps between mappings, and the one below the first mapping
-        // (down to the usual `vm.mmap_min_addr`).
-        let first = lines.first().map(|l| (MIN_ADDR, l.start));
-        let gaps = first.into_iter().chain(
-            lines
-                .windows(2)
-                .filter_map(|w| Some((w.first()?.end, w.get(1)?.start))),
-        );
+        // Taken: the process's mappings and the addresses reserved for
+        // regions not mapped yet. The gaps between them, and the one below
+        // the first (down to the usual `vm.mmap_min_addr`).
+        let mut taken: Vec<(u64, u64)> = lines
+            .iter()
+            .map(|l| (l.start, l.end))
+            .chain(
+                self.pending
+                    .iter()
+                    .map(|m| (m.addr, m.addr.saturating_add(m.len))),
+            )
+            .collect();
+        taken.sort_unstable();
+        let mut gaps = Vec::with_capacity(taken.len());
+        let mut end_so_far = MIN_ADDR;
+        for &(start, end) in &taken {
+            if start > end_so_far {
+                gaps.push((end_so_far, start));
+            }
+            end_so_far = end_so_far.max(end);
+        }
         let mut below: Option<u64> = None;
         let mut above: Option<u64> = None;
         for (g0, g1) in gaps {
@@ -740,6 +760,10 @@ impl SymbolSource for PtraceTarget {
     }
 }
 
+/// `allocate` only reserves an address; the mapping is made by
+/// [`Target::map`], once the payload has loaded: a payload refused while
+/// loading (an unresolved symbol, a bad relocation) leaves nothing in the
+/// process.
 impl Allocator for PtraceTarget {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
         let len = page_up(size.max(1));
@@ -750,43 +774,8 @@ impl Allocator for PtraceTarget {
                 kind: kind.name(),
                 size,
             })?;
-        let prot = match kind {
-            RegionKind::Text => libc::PROT_READ | libc::PROT_EXEC,
-            RegionKind::ReadOnly => libc::PROT_READ,
-            RegionKind::Data => libc::PROT_READ | libc::PROT_WRITE,
-        };
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
-        let got = self.with_stopped(|t, stopped| {
-            let got = t.syscall(
-                stopped,
-                "mmap",
-                libc::SYS_mmap,
-                [
-                    addr,
-                    len,
-                    u64::from(prot as u32),
-                    u64::from(flags as u32),
-                    u64::MAX,
-                    0,
-                ],
-            )?;
-            if got != addr {
-                // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
-                let _ = t.syscall(stopped, "munmap", libc::SYS_munmap, [got, len, 0, 0, 0, 0]);
-                return Err(PtraceError::Syscall {
-                    pid: t.pid,
-                    name: "mmap(MAP_FIXED_NOREPLACE)",
-                    errno: libc::EEXIST,
-                });
-            }
-            Ok(got)
-        })?;
-        self.maps.push(Mapping {
-            addr: got,
-            len,
-            kind,
-        });
-        Ok(Addr(got))
+        self.pending.push(Mapping { addr, len, kind });
+        Ok(Addr(addr))
     }
 }
 
@@ -795,19 +784,55 @@ impl Target for PtraceTarget {
         Arch::X86_64
     }
 
-    /// Writes the region's bytes through `/proc/PID/mem`; the mapping has
-    /// had its final permissions since `allocate`.
+    /// Creates the mapping reserved by `allocate` with an injected
+    /// `mmap(MAP_FIXED_NOREPLACE)` and its final permissions, then writes
+    /// the region's bytes through `/proc/PID/mem`.
     fn map(&mut self, region: &Region) -> Result<(), TargetError> {
-        let fits = self
-            .maps
+        let addr = region.addr.0;
+        let reserved = self
+            .pending
             .iter()
-            .any(|m| m.addr == region.addr.0 && region.bytes.len() as u64 <= m.len);
-        if !fits {
+            .position(|m| m.addr == addr && region.bytes.len() as u64 <= m.len);
+        let Some(m) = reserved.and_then(|i| self.pending.get(i)).copied() else {
             return Err(TargetError::BadAddress(region.addr));
-        }
+        };
+        let prot = match m.kind {
+            RegionKind::Text => libc::PROT_READ | libc::PROT_EXEC,
+            RegionKind::ReadOnly => libc::PROT_READ,
+            RegionKind::Data => libc::PROT_READ | libc::PROT_WRITE,
+        };
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+        let args = [
+            addr,
+            m.len,
+            u64::from(prot as u32),
+            u64::from(flags as u32),
+            u64::MAX,
+            0,
+        ];
+        self.with_stopped(|t, stopped| {
+            let got = t.syscall(stopped, "mmap", libc::SYS_mmap, args)?;
+            if got != addr {
+                // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
+                let _ = t.syscall(
+                    stopped,
+                    "munmap",
+                    libc::SYS_munmap,
+                    [got, m.len, 0, 0, 0, 0],
+                );
+                return Err(PtraceError::Syscall {
+                    pid: t.pid,
+                    name: "mmap(MAP_FIXED_NOREPLACE)",
+                    errno: libc::EEXIST,
+                });
+            }
+            Ok(())
+        })?;
+        self.pending.retain(|p| p.addr != addr);
+        self.maps.push(m);
         self.mem
-            .write(region.addr.0, &region.bytes)
-            .map_err(|errno| self.mem_error(region.addr.0, errno).into())
+            .write(addr, &region.bytes)
+            .map_err(|errno| self.mem_error(addr, errno).into())
     }
 
     /// Unmaps the region starting at `region.addr`: one this patcher made,
@@ -816,6 +841,11 @@ impl Target for PtraceTarget {
     /// region's thanks to the free page kept around every region.
     fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
         let addr = region.addr.0;
+        if let Some(i) = self.pending.iter().position(|m| m.addr == addr) {
+            // Reserved, never mapped: nothing in the process.
+            self.pending.remove(i);
+            return Ok(());
+        }
         let known = self.maps.iter().position(|m| m.addr == addr);
         let len = match known.and_then(|i| self.maps.get(i)) {
             Some(m) => m.len,
