@@ -133,7 +133,7 @@ struct CheckArgs {
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
-    /// Check against the running process PID instead (its code is not changed).
+    /// Check against the running process PID instead: the payload is loaded into it (load hooks run) and unloaded again; its code is not changed.
     #[arg(long, value_name = "PID", conflicts_with_all = ["image", "json"])]
     pid: Option<i32>,
     #[command(flatten)]
