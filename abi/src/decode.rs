@@ -163,7 +163,7 @@ pub fn decode(section: &[u8], entsize: u64) -> Result<Records<'_>, Error> {
             size: usize::MAX,
         })
     })?;
-    if section.len() % size != 0 {
+    if section.len().checked_rem(size) != Some(0) {
         return Err(Error::section(ErrorKind::SectionSize {
             len: section.len(),
             size,
@@ -189,7 +189,7 @@ impl<'a> Records<'a> {
 
     /// The number of records.
     pub fn len(&self) -> usize {
-        self.bytes.len() / self.size
+        self.bytes.len().checked_div(self.size).unwrap_or(0)
     }
 
     /// Always false: [`decode`] refuses an empty section.
@@ -246,7 +246,10 @@ impl Iterator for RecordsIter<'_> {
 
 /// The first non-zero byte of `bytes`, as an offset from `base`.
 fn first_nonzero(bytes: &[u8], base: usize) -> Option<usize> {
-    bytes.iter().position(|&b| b != 0).map(|p| base + p)
+    bytes
+        .iter()
+        .position(|&b| b != 0)
+        .map(|p| base.saturating_add(p))
 }
 
 fn reserved(bytes: &[u8], field: &'static str, base: usize) -> Result<(), ErrorKind> {

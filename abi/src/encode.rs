@@ -71,7 +71,7 @@ fn prefix(f: &PatchFunc) -> Prefix {
 /// ```
 pub fn encode(func: &PatchFunc, version: RecordVersion) -> Result<EncodedRecord, Error> {
     func.check(version).map_err(Error::from)?;
-    let size = |v: RecordVersion| U16::new(v.known_size() as u16);
+    let size = |v: RecordVersion| U16::new(v.known_size_u16());
     Ok(match version {
         RecordVersion::V1 => EncodedRecord::V1(RecordV1 {
             prefix: prefix(func),

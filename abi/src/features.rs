@@ -134,8 +134,9 @@ impl Incompat {
     /// The lowest set bit number of a raw value that is not a defined bit.
     pub(crate) fn first_unknown(raw: u32) -> Option<u8> {
         let unknown = raw & !Incompat::all().bits();
-        // trailing_zeros of a u32 is at most 32, which fits a u8.
-        (unknown != 0).then(|| unknown.trailing_zeros() as u8)
+        (unknown != 0)
+            .then(|| u8::try_from(unknown.trailing_zeros()).ok())
+            .flatten()
     }
 }
 

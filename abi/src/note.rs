@@ -125,7 +125,7 @@ impl AbiNote {
         AbiNote {
             format: version.format(),
             record_version: version,
-            record_size: version.known_size() as u16,
+            record_size: version.known_size_u16(),
             incompat,
             compat: Compat::empty(),
         }
@@ -144,11 +144,13 @@ impl AbiNote {
             .map_err(|_| NoteError::Truncated { len: desc.len() })?;
         if let Some(p) = tail.iter().position(|&b| b != 0) {
             return Err(NoteError::NonZeroTail {
-                offset: NOTE_DESC_SIZE + p,
+                offset: NOTE_DESC_SIZE.saturating_add(p),
             });
         }
         if let Some(p) = raw.reserved.iter().position(|&b| b != 0) {
-            return Err(NoteError::NonZeroReserved { offset: 16 + p });
+            return Err(NoteError::NonZeroReserved {
+                offset: core::mem::offset_of!(NoteDesc, reserved).saturating_add(p),
+            });
         }
         let format = FormatVersion::new(raw.format_major.get(), raw.format_minor.get());
         format.check_supported().map_err(NoteError::Unsupported)?;

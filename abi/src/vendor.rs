@@ -251,7 +251,9 @@ impl<'a> VendorEntries<'a> {
         if flags & !FLAG_CRITICAL != 0 {
             return Err(VendorError::UnknownFlags { offset, flags });
         }
-        let used = HEADER_SIZE + data_len;
+        let used = HEADER_SIZE
+            .checked_add(data_len)
+            .ok_or(VendorError::TruncatedData { offset, len })?;
         // The padding may be cut short by the end of the section: the last
         // entry needs no trailing padding.
         let end = padded(used)
@@ -262,7 +264,7 @@ impl<'a> VendorEntries<'a> {
             .and_then(|pad| pad.iter().position(|&b| b != 0))
         {
             return Err(VendorError::NonZeroPadding {
-                offset: offset + used + p,
+                offset: offset.saturating_add(used).saturating_add(p),
             });
         }
         let record = h.record.get();
@@ -277,7 +279,7 @@ impl<'a> VendorEntries<'a> {
             },
             data,
         };
-        Ok((entry, offset + end))
+        Ok((entry, offset.saturating_add(end)))
     }
 }
 

@@ -65,9 +65,16 @@ impl RecordVersion {
 
     /// The size in bytes of the layout this crate knows for the version.
     pub const fn known_size(self) -> usize {
+        self.known_size_u16() as usize
+    }
+
+    /// [`known_size`](Self::known_size) as the `u16` of a record's `size`
+    /// field and of the note's `record_size`.
+    pub const fn known_size_u16(self) -> u16 {
         match self {
-            RecordVersion::V1 | RecordVersion::V2 => 64,
-            RecordVersion::V3 => 128,
+            RecordVersion::V1 => RECORD_SIZES[0],
+            RecordVersion::V2 => RECORD_SIZES[1],
+            RecordVersion::V3 => RECORD_SIZES[2],
         }
     }
 
@@ -246,3 +253,18 @@ mod tests {
         }
     }
 }
+
+/// The sizes of the wire structs of v1, v2 and v3, taken from the structs
+/// themselves (one source of truth: `raw`), as the `u16` the `size` tag holds.
+#[allow(clippy::cast_possible_truncation)] // each size is asserted to fit below
+const RECORD_SIZES: [u16; 3] = {
+    use core::mem::size_of;
+    let sizes = [
+        size_of::<crate::raw::RecordV1>(),
+        size_of::<crate::raw::RecordV2>(),
+        size_of::<crate::raw::RecordV3>(),
+    ];
+    assert!(sizes[0] <= u16::MAX as usize && sizes[1] <= u16::MAX as usize);
+    assert!(sizes[2] <= u16::MAX as usize);
+    [sizes[0] as u16, sizes[1] as u16, sizes[2] as u16]
+};

@@ -114,7 +114,9 @@ impl Expect {
         if let Some(pos) = bytes.iter().skip(n).position(|&b| b != 0) {
             return Err(ErrorKind::NonZeroReserved {
                 field: "expect",
-                offset: 64 + n + pos,
+                offset: core::mem::offset_of!(crate::raw::RecordV3, expect)
+                    .saturating_add(n)
+                    .saturating_add(pos),
             });
         }
         Ok(Expect { len, bytes })
@@ -144,7 +146,7 @@ mod expect_serde {
             for (out, b) in buf.chunks_exact_mut(2).zip(self.as_slice()) {
                 out.copy_from_slice(&[hex(b >> 4), hex(b & 0xf)]);
             }
-            let text = buf.get(..self.len() * 2).unwrap_or(&[]);
+            let text = buf.get(..self.len().saturating_mul(2)).unwrap_or(&[]);
             s.serialize_str(core::str::from_utf8(text).map_err(serde::ser::Error::custom)?)
         }
     }
@@ -241,7 +243,7 @@ impl PatchFunc {
         if let Some(bit) = Incompat::first_unknown(self.incompat.bits()) {
             return Err(ErrorKind::UnknownIncompat { bit });
         }
-        let outside = self.incompat - Incompat::allowed_in(version);
+        let outside = self.incompat.difference(Incompat::allowed_in(version));
         if let Some(feature) = outside.iter().next() {
             return Err(ErrorKind::FeatureNotInVersion { feature, version });
         }

@@ -38,7 +38,7 @@ fn check(script: &str) {
 #[test]
 fn example_image_and_payloads_rebuild_identically() {
     if !have("gcc") {
-        eprintln!("skipped: gcc not found");
+        skip("gcc");
         return;
     }
     check("examples/hypervisor/build.sh");
@@ -47,8 +47,18 @@ fn example_image_and_payloads_rebuild_identically() {
 #[test]
 fn fixtures_rebuild_identically() {
     if !have("gcc") || !have("aarch64-linux-gnu-gcc") {
-        eprintln!("skipped: gcc or aarch64-linux-gnu-gcc not found (.ci/run installs gcc-aarch64-linux-gnu)");
+        skip("gcc or aarch64-linux-gnu-gcc (.ci/run installs gcc-aarch64-linux-gnu)");
         return;
     }
     check("compat-tests/fixtures/regen.sh");
+}
+
+/// A missing tool: a loud skip, or a failure under `XSPLICE_REQUIRE_TOOLS=1`
+/// (CI), where a skipped check would pass while checking nothing.
+fn skip(what: &str) {
+    assert!(
+        std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{what} is missing and XSPLICE_REQUIRE_TOOLS=1 (CI) forbids skipping"
+    );
+    eprintln!("SKIPPED: {what} not found");
 }

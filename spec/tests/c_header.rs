@@ -34,7 +34,7 @@ fn have(compiler: &str, test: &str) -> bool {
     match Command::new(compiler).arg("--version").output() {
         Ok(o) if o.status.success() => true,
         _ => {
-            eprintln!("SKIPPED {test}: `{compiler}` is not installed");
+            skip(test, compiler);
             false
         }
     }
@@ -229,7 +229,7 @@ fn check_addr_relocations(compiler: &str, abs64: &str, test: &str) {
         .arg("-o")
         .arg(&obj));
     let Some(relocs) = funcs_relocations(&obj) else {
-        eprintln!("SKIPPED part of {test}: `readelf` is not installed");
+        skip(test, "readelf");
         return;
     };
     // new_addr at 0, old_addr at 16, name at 32.
@@ -276,4 +276,15 @@ fn addr_macro_emits_abs64_relocations_aarch64() {
         "R_AARCH64_ABS64",
         "addr_macro_emits_abs64_relocations_aarch64",
     );
+}
+
+/// A missing tool: a loud skip, or a failure under `XSPLICE_REQUIRE_TOOLS=1`
+/// (CI), where a skipped check would pass while checking nothing.
+fn skip(test: &str, tool: &str) {
+    let what = format!("`{tool}` (for {test})");
+    assert!(
+        std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{what} is missing and XSPLICE_REQUIRE_TOOLS=1 (CI) forbids skipping"
+    );
+    eprintln!("SKIPPED {test}: `{tool}` is not installed");
 }
