@@ -20,7 +20,10 @@
  * patcher can never write a jump there and must refuse. With SERVER_PARK=1,
  * one more thread loops in park() past its first 8 bytes forever: a jump at
  * its entry is safe, but the stricter "no thread inside the old function"
- * policy must refuse.
+ * policy must refuse. With SERVER_CHURN=1, one more thread starts short-lived
+ * threads one after the other (each calls with_vat() once, counted like the
+ * workers', and exits): a patcher must catch threads that appear and vanish
+ * while it stops the others.
  * Build: gcc -O2 -pthread -Wl,--build-id server.c -o server
  * (PIE by default; keep the symbol table: do not strip.)
  */
@@ -40,6 +43,9 @@
 long vat_percent = 20;
 /* Bumped by the fix's hooks, run in this process by the patcher. */
 volatile long server_fixes;
+
+/* Results of with_vat() per tick: old (buggy), new (fixed), anything else. */
+static atomic_long n_old, n_new, n_bad;
 
 /* BUG: charges 10% VAT instead of vat_percent. */
 __attribute__((noipa)) long with_vat(long cents)
@@ -77,13 +83,36 @@ static void *parker(void *arg)
 	park();
 }
 
+static void *once(void *arg)
+{
+	(void)arg;
+	long v = with_vat(1000);
+	if (v == 1100)
+		atomic_fetch_add_explicit(&n_old, 1, memory_order_relaxed);
+	else if (v == 1200)
+		atomic_fetch_add_explicit(&n_new, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&n_bad, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void *churner(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, once, NULL) == 0)
+			pthread_join(t, NULL);
+	}
+	return NULL;
+}
+
 static int env_on(const char *name)
 {
 	const char *v = getenv(name);
 	return v && v[0] == '1';
 }
 
-static atomic_long n_old, n_new, n_bad;
 static atomic_long last = 0;
 static atomic_long n_signals, n_eintr;
 static int idle_pipe[2];
@@ -149,7 +178,8 @@ int main(int argc, char **argv)
 	}
 	pthread_t extra;
 	if ((env_on("SERVER_SPIN") && pthread_create(&extra, NULL, spinner, NULL) != 0) ||
-	    (env_on("SERVER_PARK") && pthread_create(&extra, NULL, parker, NULL) != 0)) {
+	    (env_on("SERVER_PARK") && pthread_create(&extra, NULL, parker, NULL) != 0) ||
+	    (env_on("SERVER_CHURN") && pthread_create(&extra, NULL, churner, NULL) != 0)) {
 		perror("pthread_create");
 		return 1;
 	}

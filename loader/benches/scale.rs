@@ -38,7 +38,10 @@ fn inputs(n: usize) -> (Vec<u8>, Vec<u8>) {
             .arg(&dir)
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "bench/scale.py --generate {n} failed (needs gcc and python3)");
+        assert!(
+            ok,
+            "bench/scale.py --generate {n} failed (needs gcc and python3)"
+        );
     }
     (
         std::fs::read(image).expect("image"),

@@ -360,3 +360,32 @@ fn hooks_that_fail_or_hang_leave_the_process_as_it_was() {
     assert_eq!((t.vat, t.new, t.eintr), (1100, 0, 0), "{t:?}");
     assert!(t.old > 0 && server.alive());
 }
+
+#[test]
+fn threads_that_come_and_go_during_the_rendezvous() {
+    let Some(b) = built("churn") else {
+        return;
+    };
+    // One worker, and a thread starting short-lived threads back to back.
+    let mut server = Server::start_with(&b.server, 1, 50, Some("SERVER_CHURN"));
+    let Some(target) = attach(&server) else {
+        return;
+    };
+    let site = target.lookup("with_vat").unwrap().addr;
+    let original = read_code(&target, site);
+    let fix = std::fs::read(&b.fix).unwrap();
+    let mut engine = Engine::new(target, LoadOptions::default());
+    let id = engine.load("fix.o", &fix).unwrap();
+    for _ in 0..loops() / 2 {
+        engine.apply(id).unwrap();
+        engine.revert(id).unwrap();
+    }
+    engine.apply(id).unwrap();
+    let t = server.settled();
+    assert_eq!((t.vat, t.old, t.fixes), (1200, 0, 1), "{t:?}");
+    engine.revert(id).unwrap();
+    let t = server.settled();
+    assert_eq!((t.vat, t.new, t.fixes), (1100, 0, 0), "{t:?}");
+    assert_eq!(read_code(engine.target(), site), original);
+    assert!(server.alive());
+}

@@ -64,6 +64,9 @@ impl Stopped {
                 match sys::seize(tid).and_then(|()| sys::interrupt(tid)) {
                     Ok(()) => seized.push(tid),
                     Err(libc::ESRCH) => gone.push(tid),
+                    // A thread exiting right now cannot be attached (EPERM):
+                    // it will run no more code.
+                    Err(libc::EPERM) if tid != pid && sys::exiting(pid, tid) => gone.push(tid),
                     Err(errno) => {
                         // Release what is seized and not yet waited for:
                         // wait for each one's stop, then detach it.

@@ -191,6 +191,21 @@ pub(crate) fn tids(pid: i32) -> std::io::Result<Vec<i32>> {
     Ok(out)
 }
 
+/// Whether thread `tid` of `pid` is exiting or gone (its state in
+/// `/proc/PID/task/TID/stat` is `Z` or `X`, or the file is gone): the
+/// kernel refuses to attach to such a thread with `EPERM`.
+pub(crate) fn exiting(pid: i32, tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+        return true;
+    };
+    // `tid (comm) S ...`: the comm may hold spaces and parentheses.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i.saturating_add(1)..))
+        .and_then(|rest| rest.split_whitespace().next());
+    matches!(state, Some("Z" | "X" | "x"))
+}
+
 /// `AT_PHDR` from `/proc/PID/auxv`.
 pub(crate) fn at_phdr(pid: i32) -> std::io::Result<Option<u64>> {
     let auxv = std::fs::read(format!("/proc/{pid}/auxv"))?;
