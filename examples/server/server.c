@@ -46,6 +46,18 @@ volatile long server_fixes;
 
 /* Results of with_vat() per tick: old (buggy), new (fixed), anything else. */
 static atomic_long n_old, n_new, n_bad;
+static atomic_long last = 0;
+
+static void count(long v)
+{
+	if (v == 1100)
+		atomic_fetch_add_explicit(&n_old, 1, memory_order_relaxed);
+	else if (v == 1200)
+		atomic_fetch_add_explicit(&n_new, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&n_bad, 1, memory_order_relaxed);
+	atomic_store_explicit(&last, v, memory_order_relaxed);
+}
 
 /* BUG: charges 10% VAT instead of vat_percent. */
 __attribute__((noipa)) long with_vat(long cents)
@@ -86,13 +98,7 @@ static void *parker(void *arg)
 static void *once(void *arg)
 {
 	(void)arg;
-	long v = with_vat(1000);
-	if (v == 1100)
-		atomic_fetch_add_explicit(&n_old, 1, memory_order_relaxed);
-	else if (v == 1200)
-		atomic_fetch_add_explicit(&n_new, 1, memory_order_relaxed);
-	else
-		atomic_fetch_add_explicit(&n_bad, 1, memory_order_relaxed);
+	count(with_vat(1000));
 	return NULL;
 }
 
@@ -113,7 +119,6 @@ static int env_on(const char *name)
 	return v && v[0] == '1';
 }
 
-static atomic_long last = 0;
 static atomic_long n_signals, n_eintr;
 static int idle_pipe[2];
 
@@ -139,16 +144,8 @@ static void *idler(void *arg)
 static void *worker(void *arg)
 {
 	(void)arg;
-	for (;;) {
-		long v = with_vat(1000);
-		if (v == 1100)
-			atomic_fetch_add_explicit(&n_old, 1, memory_order_relaxed);
-		else if (v == 1200)
-			atomic_fetch_add_explicit(&n_new, 1, memory_order_relaxed);
-		else
-			atomic_fetch_add_explicit(&n_bad, 1, memory_order_relaxed);
-		atomic_store_explicit(&last, v, memory_order_relaxed);
-	}
+	for (;;)
+		count(with_vat(1000));
 	return NULL;
 }
 
