@@ -268,7 +268,7 @@ mod imp {
             let id = engine
                 .load(&files::display_name(path), &bytes)
                 .map_err(err)?;
-            let replacing = replace && i == last && i > 0;
+            let replacing = replace && i == last && !engine.applied().is_empty();
             let done = if replacing {
                 engine.replace(id)
             } else {

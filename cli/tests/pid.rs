@@ -203,6 +203,34 @@ fn fix_a_running_server_by_pid() {
     let t = server.settled();
     assert_eq!((t.vat, t.fixes), (1200, 1), "{t:?}");
 
+    // Replace it, in another run, by another payload with the same fix and
+    // no hooks: fix.o's postrevert hook runs, its regions go.
+    let other_fix = b.payload("bad_hooks.c", &[], "same_fix.o").unwrap();
+    let out = ok(&[
+        "apply",
+        "--pid",
+        &pid,
+        "--replace",
+        other_fix.to_str().unwrap(),
+    ]);
+    assert!(out.starts_with("replaced the stack with"), "{out}");
+    let t = server.settled();
+    assert_eq!((t.vat, t.old, t.fixes), (1200, 0, 0), "{t:?}");
+    let (out, _) = text(&xsplice(&["list", "--pid", &pid]));
+    assert!(
+        out.contains("1 payload applied") && out.contains("same_fix.o"),
+        "{out}"
+    );
+    assert_eq!(
+        payload_text(server.pid).len(),
+        1,
+        "only the new payload's text"
+    );
+    ok(&["revert", "--pid", &pid]);
+    assert_eq!(code(server.pid, site), original);
+    ok(&["apply", "--pid", &pid, b.fix.to_str().unwrap()]);
+    server.settled();
+
     // Revert in yet another run: the bug is back, the code bytes too, and
     // the payload's regions are gone from the process.
     let out = ok(&["revert", "--pid", &pid]);
