@@ -38,13 +38,15 @@ const SYSCALL: [u8; 2] = [0x0f, 0x05];
 /// red zone and some margin.
 const STACK_GAP: u64 = 256;
 
-/// The thread injections run in: the first one not stopped on its way to
-/// a signal (its pending signal stays untouched), else the first.
+/// The thread injections run in: preferably one stopped inside a system
+/// call (its `syscall` instruction is reused, no code byte is borrowed) and
+/// not on its way to a signal (that signal stays untouched); else one not
+/// on its way to a signal; else the first.
 fn pick(stopped: &Stopped) -> Result<&Thread, PtraceError> {
-    stopped
-        .threads
-        .iter()
-        .find(|t| t.pending == 0)
+    let quiet = || stopped.threads.iter().filter(|t| t.pending == 0);
+    quiet()
+        .find(|t| (t.regs.orig_rax as i64) >= 0)
+        .or_else(|| quiet().next())
         .or_else(|| stopped.threads.first())
         .ok_or(PtraceError::NoThread)
 }
