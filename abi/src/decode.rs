@@ -1,6 +1,8 @@
 //! Decoding `.xsplice.funcs`: version detection, the size rule, and the
 //! feature checks, into the canonical [`PatchFunc`] view.
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::FromBytes;
 
 use crate::error::{Error, ErrorKind};
@@ -10,11 +12,11 @@ use crate::version::{RecordIndex, RecordVersion};
 use crate::view::{Addr, Expect, PatchFunc};
 
 /// Offset of the version tag shared by every tagged record.
-const TAG_OFFSET: usize = 40;
+const TAG_OFFSET: usize = offset_of!(RecordV2, version);
 /// Smallest record of any version.
-const MIN_RECORD: usize = 64;
+const MIN_RECORD: usize = size_of::<RecordV1>();
 /// The seed's first draft of the v1 record: the prefix and `pad[64]`.
-pub const V1_DRAFT: usize = 104;
+pub const V1_DRAFT: usize = size_of::<Prefix>() + 64;
 
 /// One decoded record: the canonical view plus what the wire said about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,12 +327,12 @@ pub fn decode_record(
     let func = match version {
         RecordVersion::V1 => {
             let (r, _) = RecordV1::ref_from_prefix(record).map_err(|_| truncated())?;
-            reserved(&r.pad, "pad", 40)?;
+            reserved(&r.pad, "pad", offset_of!(RecordV1, pad))?;
             prefix_view(&r.prefix)
         }
         RecordVersion::V2 => {
             let (r, _) = RecordV2::ref_from_prefix(record).map_err(|_| truncated())?;
-            reserved(&r.reserved, "reserved", 52)?;
+            reserved(&r.reserved, "reserved", offset_of!(RecordV2, reserved))?;
             PatchFunc {
                 incompat: Incompat::from_bits_retain(r.incompat.get()),
                 compat: Compat::from_bits_retain(r.compat.get()),
@@ -339,8 +341,8 @@ pub fn decode_record(
         }
         RecordVersion::V3 => {
             let (r, _) = RecordV3::ref_from_prefix(record).map_err(|_| truncated())?;
-            reserved(&r.reserved0, "reserved0", 61)?;
-            reserved(&r.reserved1, "reserved1", 96)?;
+            reserved(&r.reserved0, "reserved0", offset_of!(RecordV3, reserved0))?;
+            reserved(&r.reserved1, "reserved1", offset_of!(RecordV3, reserved1))?;
             PatchFunc {
                 incompat: Incompat::from_bits_retain(r.incompat.get()),
                 compat: Compat::from_bits_retain(r.compat.get()),
@@ -361,7 +363,8 @@ pub fn decode_record(
 }
 
 // The tag offset is part of the wire format; keep the constant honest.
-const _: () = assert!(core::mem::offset_of!(RecordV2, version) == TAG_OFFSET);
+// Every tagged version keeps the tag where v2 put it.
+const _: () = assert!(offset_of!(RecordV3, version) == TAG_OFFSET);
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,17 @@
 //! Errors of record decoding and encoding.
 
 use core::fmt;
+use core::mem::offset_of;
 
 use crate::features::Incompat;
+use crate::raw::{Prefix, RecordV2, RecordV3};
 use crate::version::{RecordIndex, RecordVersion};
+
+/// Where the fields that errors name sit, from the wire structs.
+const VERSION_AT: usize = offset_of!(RecordV2, version);
+const SIZE_AT: usize = offset_of!(RecordV2, size);
+const INCOMPAT_AT: usize = offset_of!(RecordV2, incompat);
+const EXPECT_LEN_AT: usize = offset_of!(RecordV3, expect_len);
 
 /// What is wrong with a record or a record section.
 ///
@@ -120,11 +128,11 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::Empty => f.write_str("no record in the section"),
             ErrorKind::UnsupportedVersion { tag } => {
-                write!(f, "unsupported record version {tag} (version tag at offset 40)")
+                write!(f, "unsupported record version {tag} (version tag at offset {VERSION_AT})")
             }
             ErrorKind::SizeTooSmall { version, size } => write!(
                 f,
-                "record size {size} is smaller than the {version} layout ({} bytes) (size at offset 42)",
+                "record size {size} is smaller than the {version} layout ({} bytes) (size at offset {SIZE_AT})",
                 version.known_size()
             ),
             ErrorKind::EntsizeMismatch { entsize, size } => {
@@ -135,10 +143,13 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::VersionMismatch { expected, found } => write!(
                 f,
-                "version tag {found} at offset 40 differs from the first record's {expected}"
+                "version tag {found} at offset {VERSION_AT} differs from the first record's {expected}"
             ),
             ErrorKind::SizeMismatch { expected, found } => {
-                write!(f, "size {found} at offset 42 differs from the first record's {expected}")
+                write!(
+                    f,
+                    "size {found} at offset {SIZE_AT} differs from the first record's {expected}"
+                )
             }
             ErrorKind::NonZeroTail { offset } => write!(
                 f,
@@ -148,7 +159,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "non-zero byte in `{field}` at offset {offset} (must be zero)")
             }
             ErrorKind::UnknownIncompat { bit } => {
-                write!(f, "unknown incompat bit {bit} (incompat at offset 44)")
+                write!(f, "unknown incompat bit {bit} (incompat at offset {INCOMPAT_AT})")
             }
             ErrorKind::FeatureNotInVersion { feature, version } => {
                 write!(f, "incompat feature {feature} cannot be expressed in a {version} record")
@@ -161,7 +172,11 @@ impl fmt::Display for ErrorKind {
                 write!(f, "NOP record has new_addr {new_addr:#x} at offset 0 (must be 0)")
             }
             ErrorKind::ExpectTooLong { len } => {
-                write!(f, "expect_len {len} at offset 60 exceeds 32")
+                write!(
+                    f,
+                    "expect_len {len} at offset {EXPECT_LEN_AT} exceeds {}",
+                    crate::EXPECT_MAX
+                )
             }
             ErrorKind::CompatNotInV1 { compat } => {
                 write!(f, "compat bits {compat:#x} cannot be expressed in a v1 record")
@@ -212,12 +227,16 @@ impl ErrorKind {
             ErrorKind::NonZeroTail { offset }
             | ErrorKind::NonZeroReserved { offset, .. }
             | ErrorKind::FieldWithoutFeature { offset, .. } => Some(offset),
-            ErrorKind::UnsupportedVersion { .. } | ErrorKind::VersionMismatch { .. } => Some(40),
-            ErrorKind::SizeTooSmall { .. } | ErrorKind::SizeMismatch { .. } => Some(42),
-            ErrorKind::UnknownIncompat { .. } | ErrorKind::FeatureNotInVersion { .. } => Some(44),
-            ErrorKind::CompatNotInV1 { .. } => Some(48),
-            ErrorKind::ExpectTooLong { .. } => Some(60),
-            ErrorKind::NopWithNewAddr { .. } => Some(0),
+            ErrorKind::UnsupportedVersion { .. } | ErrorKind::VersionMismatch { .. } => {
+                Some(VERSION_AT)
+            }
+            ErrorKind::SizeTooSmall { .. } | ErrorKind::SizeMismatch { .. } => Some(SIZE_AT),
+            ErrorKind::UnknownIncompat { .. } | ErrorKind::FeatureNotInVersion { .. } => {
+                Some(INCOMPAT_AT)
+            }
+            ErrorKind::CompatNotInV1 { .. } => Some(offset_of!(RecordV2, compat)),
+            ErrorKind::ExpectTooLong { .. } => Some(EXPECT_LEN_AT),
+            ErrorKind::NopWithNewAddr { .. } => Some(offset_of!(Prefix, new_addr)),
             _ => None,
         }
     }

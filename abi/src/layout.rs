@@ -13,7 +13,14 @@
 //! assert_eq!((f.offset, f.size), (64, 32));
 //! ```
 
+use core::mem::size_of;
+
 use crate::features::Incompat;
+use crate::raw::{
+    LedgerEntry, LedgerExport, LedgerFooter, LedgerHeader, LedgerHook, LedgerRegion, LedgerSite,
+    NoteDesc, Prefix, RecordV1, RecordV2, RecordV3, VendorEntryHeader,
+};
+use crate::signature::{Ed25519Block, SigFooter};
 use crate::version::{FormatVersion, RecordVersion};
 
 /// The type of a field as the C header and the schemas spell it.
@@ -126,14 +133,27 @@ impl Layout {
     }
 }
 
+/// `(offset, size)` of a field of a wire struct, from the struct itself:
+/// `offset_of!`, and `size_of_val` on a field of a zeroed instance. The
+/// table cannot disagree with [`crate::raw`]; the compat suite's literal
+/// pins check both against the specification.
+macro_rules! at {
+    ($t:ty, $($path:ident).+) => {{
+        const ZERO: $t = zerocopy::transmute!([0u8; size_of::<$t>()]);
+        (
+            core::mem::offset_of!($t, $($path).+),
+            core::mem::size_of_val(&ZERO.$($path).+),
+        )
+    }};
+}
+
 const V1_0: FormatVersion = FormatVersion::new(1, 0);
 const V2_0: FormatVersion = FormatVersion::new(2, 0);
 const V3_0: FormatVersion = FormatVersion::new(3, 0);
 
 const fn field(
     name: &'static str,
-    offset: usize,
-    size: usize,
+    (offset, size): (usize, usize),
     ty: FieldType,
     since: FormatVersion,
     doc: &'static str,
@@ -160,40 +180,35 @@ const fn gated(f: Field, feature: Incompat) -> Field {
 const PREFIX: [Field; 5] = [
     field(
         "new_addr",
-        0,
-        8,
+        at!(Prefix, new_addr),
         FieldType::Pointer,
         V1_0,
         "replacement code (R_*_ABS64 relocation); 0 only with NOP",
     ),
     field(
         "new_size",
-        8,
-        8,
+        at!(Prefix, new_size),
         FieldType::U64,
         V1_0,
         "bytes of replacement code (NOP: bytes to NOP out)",
     ),
     field(
         "old_addr",
-        16,
-        8,
+        at!(Prefix, old_addr),
         FieldType::Pointer,
         V1_0,
         "code to patch; 0 = resolve name in the target",
     ),
     field(
         "old_size",
-        24,
-        8,
+        at!(Prefix, old_size),
         FieldType::U64,
         V1_0,
         "size of the patched function",
     ),
     field(
         "name",
-        32,
-        8,
+        at!(Prefix, name),
         FieldType::Pointer,
         V1_0,
         "pointer to the NUL-terminated name, at most 127 bytes",
@@ -203,25 +218,28 @@ const PREFIX: [Field; 5] = [
 const TAGS: [Field; 4] = [
     field(
         "version",
-        40,
-        2,
+        at!(RecordV2, version),
         FieldType::U16,
         V2_0,
         "record version tag (0 = untagged v1)",
     ),
-    field("size", 42, 2, FieldType::U16, V2_0, "record size in bytes"),
+    field(
+        "size",
+        at!(RecordV2, size),
+        FieldType::U16,
+        V2_0,
+        "record size in bytes",
+    ),
     field(
         "incompat",
-        44,
-        4,
+        at!(RecordV2, incompat),
         FieldType::U32,
         V2_0,
         "incompatible feature bits: unknown ones refuse the payload",
     ),
     field(
         "compat",
-        48,
-        4,
+        at!(RecordV2, compat),
         FieldType::U32,
         V2_0,
         "compatible feature bits: unknown ones are ignored",
@@ -236,8 +254,7 @@ static V1_FIELDS: [Field; 6] = [
     PREFIX[4],
     field(
         "pad",
-        40,
-        24,
+        at!(RecordV1, pad),
         FieldType::Reserved,
         V1_0,
         "padding, must be zero; read-only once loaded",
@@ -256,8 +273,7 @@ static V2_FIELDS: [Field; 10] = [
     TAGS[3],
     field(
         "reserved",
-        52,
-        12,
+        at!(RecordV2, reserved),
         FieldType::Reserved,
         V2_0,
         "reserved, must be zero",
@@ -277,8 +293,7 @@ static V3_FIELDS: [Field; 15] = [
     gated(
         field(
             "patch_offset",
-            52,
-            4,
+            at!(RecordV3, patch_offset),
             FieldType::U32,
             V3_0,
             "patch site offset from old_addr",
@@ -288,8 +303,7 @@ static V3_FIELDS: [Field; 15] = [
     gated(
         field(
             "sympos",
-            56,
-            4,
+            at!(RecordV3, sympos),
             FieldType::U32,
             V3_0,
             "n-th local symbol called name (0 = unique)",
@@ -299,8 +313,7 @@ static V3_FIELDS: [Field; 15] = [
     gated(
         field(
             "expect_len",
-            60,
-            1,
+            at!(RecordV3, expect_len),
             FieldType::U8,
             V3_0,
             "number of valid bytes in expect (at most 32)",
@@ -309,8 +322,7 @@ static V3_FIELDS: [Field; 15] = [
     ),
     field(
         "reserved0",
-        61,
-        3,
+        at!(RecordV3, reserved0),
         FieldType::Reserved,
         V3_0,
         "reserved, must be zero",
@@ -318,8 +330,7 @@ static V3_FIELDS: [Field; 15] = [
     gated(
         field(
             "expect",
-            64,
-            32,
+            at!(RecordV3, expect),
             FieldType::Bytes,
             V3_0,
             "bytes expected at the patch site; zero past expect_len",
@@ -328,8 +339,7 @@ static V3_FIELDS: [Field; 15] = [
     ),
     field(
         "reserved1",
-        96,
-        32,
+        at!(RecordV3, reserved1),
         FieldType::Reserved,
         V3_0,
         "reserved for 3.x fields under new feature bits, must be zero",
@@ -339,49 +349,49 @@ static V3_FIELDS: [Field; 15] = [
 static NOTE_FIELDS: [Field; 7] = [
     field(
         "format_major",
-        0,
-        2,
+        at!(NoteDesc, format_major),
         FieldType::U16,
         V2_0,
         "format major version (equals the record version)",
     ),
     field(
         "format_minor",
-        2,
-        2,
+        at!(NoteDesc, format_minor),
         FieldType::U16,
         V2_0,
         "format minor version",
     ),
     field(
         "record_version",
-        4,
-        2,
+        at!(NoteDesc, record_version),
         FieldType::U16,
         V2_0,
         "version of every record (1, 2, 3)",
     ),
     field(
         "record_size",
-        6,
-        2,
+        at!(NoteDesc, record_size),
         FieldType::U16,
         V2_0,
         "size of every record",
     ),
     field(
         "incompat",
-        8,
-        4,
+        at!(NoteDesc, incompat),
         FieldType::U32,
         V2_0,
         "union of the records' incompat bits",
     ),
-    field("compat", 12, 4, FieldType::U32, V2_0, "payload compat bits"),
+    field(
+        "compat",
+        at!(NoteDesc, compat),
+        FieldType::U32,
+        V2_0,
+        "payload compat bits",
+    ),
     field(
         "reserved",
-        16,
-        8,
+        at!(NoteDesc, reserved),
         FieldType::Reserved,
         V2_0,
         "reserved, must be zero",
@@ -391,33 +401,35 @@ static NOTE_FIELDS: [Field; 7] = [
 static VENDOR_FIELDS: [Field; 5] = [
     field(
         "vendor",
-        0,
-        4,
+        at!(VendorEntryHeader, vendor),
         FieldType::U32,
         V1_0,
         "vendor id: 0 reserved, 0x80000000 and up private",
     ),
-    field("kind", 4, 2, FieldType::U16, V1_0, "vendor-defined kind"),
+    field(
+        "kind",
+        at!(VendorEntryHeader, kind),
+        FieldType::U16,
+        V1_0,
+        "vendor-defined kind",
+    ),
     field(
         "flags",
-        6,
-        2,
+        at!(VendorEntryHeader, flags),
         FieldType::U16,
         V1_0,
         "bit 0 CRITICAL: unknown entry refuses the payload",
     ),
     field(
         "record",
-        8,
-        4,
+        at!(VendorEntryHeader, record),
         FieldType::U32,
         V1_0,
         "record index, or 0xFFFFFFFF for the whole payload",
     ),
     field(
         "len",
-        12,
-        4,
+        at!(VendorEntryHeader, len),
         FieldType::U32,
         V1_0,
         "data bytes that follow; zero padding to 8",
@@ -427,16 +439,14 @@ static VENDOR_FIELDS: [Field; 5] = [
 static SIG_BLOCK_FIELDS: [Field; 2] = [
     field(
         "sig",
-        0,
-        64,
+        at!(Ed25519Block, sig),
         FieldType::Bytes,
         V1_0,
         "Ed25519 signature (RFC 8032, pure) of the ELF bytes before the block",
     ),
     field(
         "key_id",
-        64,
-        8,
+        at!(Ed25519Block, key_id),
         FieldType::Bytes,
         V1_0,
         "first 8 bytes of SHA-256 of the signer's 32-byte public key",
@@ -446,32 +456,28 @@ static SIG_BLOCK_FIELDS: [Field; 2] = [
 static SIG_FOOTER_FIELDS: [Field; 4] = [
     field(
         "block_len",
-        0,
-        4,
+        at!(SigFooter, block_len),
         FieldType::U32,
         V1_0,
         "bytes between the signed ELF bytes and the footer (72 for Ed25519)",
     ),
     field(
         "algorithm",
-        4,
-        2,
+        at!(SigFooter, algorithm),
         FieldType::U16,
         V1_0,
         "signature algorithm: 1 = Ed25519",
     ),
     field(
         "version",
-        6,
-        2,
+        at!(SigFooter, version),
         FieldType::U16,
         V1_0,
         "signature block version: 1",
     ),
     field(
         "magic",
-        8,
-        8,
+        at!(SigFooter, magic),
         FieldType::Bytes,
         V1_0,
         "\"XSPLSIG\\0\": the last 8 bytes of a signed payload",
@@ -482,36 +488,44 @@ static SIG_FOOTER_FIELDS: [Field; 4] = [
 const L1_0: FormatVersion = FormatVersion::new(1, 0);
 
 static LEDGER_HEADER_FIELDS: [Field; 6] = [
-    field("magic", 0, 8, FieldType::Bytes, L1_0, "\"XSPLEDG\\0\""),
-    field("version", 8, 2, FieldType::U16, L1_0, "ledger version (1)"),
+    field(
+        "magic",
+        at!(LedgerHeader, magic),
+        FieldType::Bytes,
+        L1_0,
+        "\"XSPLEDG\\0\"",
+    ),
+    field(
+        "version",
+        at!(LedgerHeader, version),
+        FieldType::U16,
+        L1_0,
+        "ledger version (1)",
+    ),
     field(
         "header_size",
-        10,
-        2,
+        at!(LedgerHeader, header_size),
         FieldType::U16,
         L1_0,
         "size of this header (32, or more under the size rule)",
     ),
     field(
         "entry_count",
-        12,
-        4,
+        at!(LedgerHeader, entry_count),
         FieldType::U32,
         L1_0,
         "applied payloads that follow, bottom of the stack first",
     ),
     field(
         "total_size",
-        16,
-        4,
+        at!(LedgerHeader, total_size),
         FieldType::U32,
         L1_0,
         "bytes of the whole ledger, this header included",
     ),
     field(
         "reserved",
-        20,
-        12,
+        at!(LedgerHeader, reserved),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
@@ -521,120 +535,105 @@ static LEDGER_HEADER_FIELDS: [Field; 6] = [
 static LEDGER_ENTRY_FIELDS: [Field; 15] = [
     field(
         "entry_size",
-        0,
-        4,
+        at!(LedgerEntry, entry_size),
         FieldType::U32,
         L1_0,
         "bytes of the whole entry, a multiple of 8",
     ),
     field(
         "header_size",
-        4,
-        2,
+        at!(LedgerEntry, header_size),
         FieldType::U16,
         L1_0,
         "size of this fixed part (64, or more under the size rule)",
     ),
     field(
         "record_version",
-        6,
-        2,
+        at!(LedgerEntry, record_version),
         FieldType::U16,
         L1_0,
         "record version of the payload",
     ),
     field(
         "format_major",
-        8,
-        2,
+        at!(LedgerEntry, format_major),
         FieldType::U16,
         L1_0,
         "format major version of the payload",
     ),
     field(
         "format_minor",
-        10,
-        2,
+        at!(LedgerEntry, format_minor),
         FieldType::U16,
         L1_0,
         "format minor version of the payload",
     ),
     field(
         "id_kind",
-        12,
-        1,
+        at!(LedgerEntry, id_kind),
         FieldType::U8,
         L1_0,
         "1 = id is the payload's GNU build-id, 2 = SHA-256 of its file",
     ),
     field(
         "id_len",
-        13,
-        1,
+        at!(LedgerEntry, id_len),
         FieldType::U8,
         L1_0,
         "bytes of id, at most 64",
     ),
     field(
         "depends_len",
-        14,
-        1,
+        at!(LedgerEntry, depends_len),
         FieldType::U8,
         L1_0,
         "bytes of the build-id it depends on (0: none), at most 64",
     ),
     field(
         "reserved0",
-        15,
-        1,
+        at!(LedgerEntry, reserved0),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
     ),
     field(
         "name_len",
-        16,
-        2,
+        at!(LedgerEntry, name_len),
         FieldType::U16,
         L1_0,
         "bytes of the payload name, at most 4096",
     ),
     field(
         "region_count",
-        18,
-        2,
+        at!(LedgerEntry, region_count),
         FieldType::U16,
         L1_0,
         "regions the payload occupies",
     ),
     field(
         "site_count",
-        20,
-        4,
+        at!(LedgerEntry, site_count),
         FieldType::U32,
         L1_0,
         "patch sites written",
     ),
     field(
         "export_count",
-        24,
-        4,
+        at!(LedgerEntry, export_count),
         FieldType::U32,
         L1_0,
         "symbols exported to payloads above",
     ),
     field(
         "hook_count",
-        28,
-        4,
+        at!(LedgerEntry, hook_count),
         FieldType::U32,
         L1_0,
         "hooks kept for revert and unload",
     ),
     field(
         "reserved1",
-        32,
-        32,
+        at!(LedgerEntry, reserved1),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
@@ -642,36 +641,44 @@ static LEDGER_ENTRY_FIELDS: [Field; 15] = [
 ];
 
 static LEDGER_REGION_FIELDS: [Field; 6] = [
-    field("addr", 0, 8, FieldType::U64, L1_0, "start address"),
-    field("size", 8, 8, FieldType::U64, L1_0, "size in bytes"),
+    field(
+        "addr",
+        at!(LedgerRegion, addr),
+        FieldType::U64,
+        L1_0,
+        "start address",
+    ),
+    field(
+        "size",
+        at!(LedgerRegion, size),
+        FieldType::U64,
+        L1_0,
+        "size in bytes",
+    ),
     field(
         "kind",
-        16,
-        1,
+        at!(LedgerRegion, kind),
         FieldType::U8,
         L1_0,
         "0 text, 1 read-only data, 2 writable data",
     ),
     field(
         "orig",
-        17,
-        1,
+        at!(LedgerRegion, orig),
         FieldType::U8,
         L1_0,
         "former contents: 0 not kept, 1 every byte is fill, 2 the bytes follow",
     ),
     field(
         "fill",
-        18,
-        1,
+        at!(LedgerRegion, fill),
         FieldType::U8,
         L1_0,
         "the former byte value when orig is 1",
     ),
     field(
         "reserved",
-        19,
-        5,
+        at!(LedgerRegion, reserved),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
@@ -679,36 +686,44 @@ static LEDGER_REGION_FIELDS: [Field; 6] = [
 ];
 
 static LEDGER_SITE_FIELDS: [Field; 6] = [
-    field("addr", 0, 8, FieldType::U64, L1_0, "address of the site"),
+    field(
+        "addr",
+        at!(LedgerSite, addr),
+        FieldType::U64,
+        L1_0,
+        "address of the site",
+    ),
     field(
         "record",
-        8,
-        4,
+        at!(LedgerSite, record),
         FieldType::U32,
         L1_0,
         "index of the record that patched it",
     ),
-    field("len", 12, 1, FieldType::U8, L1_0, "bytes written"),
+    field(
+        "len",
+        at!(LedgerSite, len),
+        FieldType::U8,
+        L1_0,
+        "bytes written",
+    ),
     field(
         "reserved0",
-        13,
-        1,
+        at!(LedgerSite, reserved0),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
     ),
     field(
         "name_len",
-        14,
-        2,
+        at!(LedgerSite, name_len),
         FieldType::U16,
         L1_0,
         "bytes of the record's function name, at most 127",
     ),
     field(
         "reserved1",
-        16,
-        8,
+        at!(LedgerSite, reserved1),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
@@ -716,20 +731,30 @@ static LEDGER_SITE_FIELDS: [Field; 6] = [
 ];
 
 static LEDGER_EXPORT_FIELDS: [Field; 4] = [
-    field("addr", 0, 8, FieldType::U64, L1_0, "address"),
-    field("size", 8, 8, FieldType::U64, L1_0, "size in bytes"),
+    field(
+        "addr",
+        at!(LedgerExport, addr),
+        FieldType::U64,
+        L1_0,
+        "address",
+    ),
+    field(
+        "size",
+        at!(LedgerExport, size),
+        FieldType::U64,
+        L1_0,
+        "size in bytes",
+    ),
     field(
         "name_len",
-        16,
-        2,
+        at!(LedgerExport, name_len),
         FieldType::U16,
         L1_0,
         "bytes of the name, at most 4096",
     ),
     field(
         "reserved",
-        18,
-        6,
+        at!(LedgerExport, reserved),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
@@ -739,32 +764,28 @@ static LEDGER_EXPORT_FIELDS: [Field; 4] = [
 static LEDGER_HOOK_FIELDS: [Field; 4] = [
     field(
         "addr",
-        0,
-        8,
+        at!(LedgerHook, addr),
         FieldType::U64,
         L1_0,
         "address of int fn(void)",
     ),
     field(
         "index",
-        8,
-        4,
+        at!(LedgerHook, index),
         FieldType::U32,
         L1_0,
         "index in its hook section",
     ),
     field(
         "point",
-        12,
-        1,
+        at!(LedgerHook, point),
         FieldType::U8,
         L1_0,
         "0 load 1 preapply 2 apply 3 postapply 4 prerevert 5 revert 6 postrevert 7 unload",
     ),
     field(
         "reserved",
-        13,
-        3,
+        at!(LedgerHook, reserved),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
@@ -774,22 +795,32 @@ static LEDGER_HOOK_FIELDS: [Field; 4] = [
 static LEDGER_FOOTER_FIELDS: [Field; 4] = [
     field(
         "ledger_size",
-        0,
-        4,
+        at!(LedgerFooter, ledger_size),
         FieldType::U32,
         L1_0,
         "bytes of the ledger before this footer",
     ),
-    field("version", 4, 2, FieldType::U16, L1_0, "footer version (1)"),
+    field(
+        "version",
+        at!(LedgerFooter, version),
+        FieldType::U16,
+        L1_0,
+        "footer version (1)",
+    ),
     field(
         "reserved",
-        6,
-        2,
+        at!(LedgerFooter, reserved),
         FieldType::Reserved,
         L1_0,
         "reserved, must be zero",
     ),
-    field("magic", 8, 8, FieldType::Bytes, L1_0, "\"XSPLEDG\\0\""),
+    field(
+        "magic",
+        at!(LedgerFooter, magic),
+        FieldType::Bytes,
+        L1_0,
+        "\"XSPLEDG\\0\"",
+    ),
 ];
 
 /// The v1 record layout.
@@ -797,7 +828,7 @@ pub static RECORD_V1: Layout = Layout {
     c_name: "xsplice_patch_func_v1",
     doc: "the seed's untagged 64-byte record",
     version: Some(RecordVersion::V1),
-    size: 64,
+    size: size_of::<RecordV1>(),
     fields: &V1_FIELDS,
 };
 
@@ -806,7 +837,7 @@ pub static RECORD_V2: Layout = Layout {
     c_name: "xsplice_patch_func_v2",
     doc: "64 bytes with version, size and feature tags carved from the padding",
     version: Some(RecordVersion::V2),
-    size: 64,
+    size: size_of::<RecordV2>(),
     fields: &V2_FIELDS,
 };
 
@@ -815,7 +846,7 @@ pub static RECORD_V3: Layout = Layout {
     c_name: "xsplice_patch_func_v3",
     doc: "the 128-byte padded successor",
     version: Some(RecordVersion::V3),
-    size: 128,
+    size: size_of::<RecordV3>(),
     fields: &V3_FIELDS,
 };
 
@@ -824,7 +855,7 @@ pub static NOTE_DESC: Layout = Layout {
     c_name: "xsplice_note_desc",
     doc: "descriptor of the .note.xsplice ELF note (name \"XSPLICE\", type 1)",
     version: None,
-    size: 24,
+    size: size_of::<NoteDesc>(),
     fields: &NOTE_FIELDS,
 };
 
@@ -833,7 +864,7 @@ pub static VENDOR_ENTRY: Layout = Layout {
     c_name: "xsplice_vendor_entry",
     doc: "header of one .xsplice.vendor entry, followed by len data bytes",
     version: None,
-    size: 16,
+    size: size_of::<VendorEntryHeader>(),
     fields: &VENDOR_FIELDS,
 };
 
@@ -842,7 +873,7 @@ pub static LEDGER_HEADER: Layout = Layout {
     c_name: "xsplice_ledger_header",
     doc: "header of a ledger: what a patched target has applied",
     version: None,
-    size: 32,
+    size: size_of::<LedgerHeader>(),
     fields: &LEDGER_HEADER_FIELDS,
 };
 
@@ -851,7 +882,7 @@ pub static LEDGER_ENTRY: Layout = Layout {
     c_name: "xsplice_ledger_entry",
     doc: "one applied payload; followed by name, id, depends (padded to 8), regions, sites, exports, hooks",
     version: None,
-    size: 64,
+    size: size_of::<LedgerEntry>(),
     fields: &LEDGER_ENTRY_FIELDS,
 };
 
@@ -861,7 +892,7 @@ pub static LEDGER_REGION: Layout = Layout {
     doc:
         "a region a payload occupies; followed by size original bytes (padded to 8) when orig is 2",
     version: None,
-    size: 24,
+    size: size_of::<LedgerRegion>(),
     fields: &LEDGER_REGION_FIELDS,
 };
 
@@ -870,7 +901,7 @@ pub static LEDGER_SITE: Layout = Layout {
     c_name: "xsplice_ledger_site",
     doc: "a patch site; followed by len original bytes, len written bytes, the record name (padded to 8)",
     version: None,
-    size: 24,
+    size: size_of::<LedgerSite>(),
     fields: &LEDGER_SITE_FIELDS,
 };
 
@@ -879,7 +910,7 @@ pub static LEDGER_EXPORT: Layout = Layout {
     c_name: "xsplice_ledger_export",
     doc: "a symbol a payload exports; followed by its name (padded to 8)",
     version: None,
-    size: 24,
+    size: size_of::<LedgerExport>(),
     fields: &LEDGER_EXPORT_FIELDS,
 };
 
@@ -888,7 +919,7 @@ pub static LEDGER_HOOK: Layout = Layout {
     c_name: "xsplice_ledger_hook",
     doc: "a hook kept for revert and unload",
     version: None,
-    size: 16,
+    size: size_of::<LedgerHook>(),
     fields: &LEDGER_HOOK_FIELDS,
 };
 
@@ -897,7 +928,7 @@ pub static LEDGER_FOOTER: Layout = Layout {
     c_name: "xsplice_ledger_footer",
     doc: "ends a ledger stored after an image's ELF bytes",
     version: None,
-    size: 16,
+    size: size_of::<LedgerFooter>(),
     fields: &LEDGER_FOOTER_FIELDS,
 };
 
@@ -907,7 +938,7 @@ pub static SIG_BLOCK: Layout = Layout {
     c_name: "xsplice_sig_block",
     doc: "Ed25519 signature block between a payload's ELF bytes and the signature footer",
     version: None,
-    size: 72,
+    size: size_of::<Ed25519Block>(),
     fields: &SIG_BLOCK_FIELDS,
 };
 
@@ -916,7 +947,7 @@ pub static SIG_FOOTER: Layout = Layout {
     c_name: "xsplice_sig_footer",
     doc: "footer ending a signed payload: file = ELF bytes, block, footer",
     version: None,
-    size: 16,
+    size: size_of::<SigFooter>(),
     fields: &SIG_FOOTER_FIELDS,
 };
 

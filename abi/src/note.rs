@@ -17,7 +17,7 @@ pub const NOTE_NAME: &[u8; 8] = b"XSPLICE\0";
 /// The note type.
 pub const NOTE_TYPE: u32 = 1;
 /// The size of the descriptor this crate knows.
-pub const NOTE_DESC_SIZE: usize = 24;
+pub const NOTE_DESC_SIZE: usize = core::mem::size_of::<NoteDesc>();
 
 /// The decoded ABI note: what a payload says about all its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,11 +88,11 @@ impl fmt::Display for NoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             NoteError::Truncated { len } => {
-                write!(f, "ABI note descriptor is {len} bytes, at least 24 needed")
+                write!(f, "ABI note descriptor is {len} bytes, at least {NOTE_DESC_SIZE} needed")
             }
             NoteError::NonZeroTail { offset } => write!(
                 f,
-                "ABI note descriptor has a non-zero byte at offset {offset}, past the known 24 bytes"
+                "ABI note descriptor has a non-zero byte at offset {offset}, past the known {NOTE_DESC_SIZE} bytes"
             ),
             NoteError::NonZeroReserved { offset } => {
                 write!(f, "ABI note reserved byte at offset {offset} is non-zero")

@@ -82,3 +82,16 @@ impl HookPoint {
         Self::ALL.into_iter().find(|h| h.section() == name)
     }
 }
+
+/// Name of the GNU build-id note that `.xsplice.depends` and
+/// `.note.gnu.build-id` hold (namesz 4, NUL included).
+pub const BUILD_ID_NOTE_NAME: &[u8; 4] = b"GNU\0";
+
+/// Type of the GNU build-id note (`NT_GNU_BUILD_ID`).
+pub const BUILD_ID_NOTE_TYPE: u32 = 3;
+
+/// Bytes written at an x86-64 patch site: `e9 rel32` (`jmp rel32`, ±2 GiB).
+pub const PATCH_SIZE_X86_64: usize = 5;
+
+/// Bytes written at an AArch64 patch site: one `b imm26` (±128 MiB).
+pub const PATCH_SIZE_AARCH64: usize = 4;

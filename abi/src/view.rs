@@ -1,9 +1,11 @@
 //! The canonical view: what every record version decodes into.
 
 use core::fmt;
+use core::mem::offset_of;
 
 use crate::error::ErrorKind;
 use crate::features::{Compat, Incompat};
+use crate::raw::RecordV3;
 use crate::version::RecordVersion;
 
 /// An address in the target's address space (after relocation).
@@ -114,7 +116,7 @@ impl Expect {
         if let Some(pos) = bytes.iter().skip(n).position(|&b| b != 0) {
             return Err(ErrorKind::NonZeroReserved {
                 field: "expect",
-                offset: core::mem::offset_of!(crate::raw::RecordV3, expect)
+                offset: offset_of!(RecordV3, expect)
                     .saturating_add(n)
                     .saturating_add(pos),
             });
@@ -261,11 +263,21 @@ impl PatchFunc {
             (
                 self.patch_offset != 0,
                 "patch_offset",
-                52,
+                offset_of!(RecordV3, patch_offset),
                 Incompat::PATCH_OFFSET,
             ),
-            (self.sympos != 0, "sympos", 56, Incompat::SYMPOS),
-            (!self.expect.is_empty(), "expect_len", 60, Incompat::EXPECT),
+            (
+                self.sympos != 0,
+                "sympos",
+                offset_of!(RecordV3, sympos),
+                Incompat::SYMPOS,
+            ),
+            (
+                !self.expect.is_empty(),
+                "expect_len",
+                offset_of!(RecordV3, expect_len),
+                Incompat::EXPECT,
+            ),
         ];
         for (set, field, offset, feature) in gated {
             if set && !self.incompat.contains(feature) {

@@ -268,7 +268,7 @@ pub enum RelocProblem {
     #[error("stores an absolute address, but the target is position-independent (rebuild the payload with -fpic/-fpie, or the image with -no-pie)")]
     AbsoluteInPositionIndependent,
     /// The value does not fit the field.
-    #[error("value {value:#x} overflows the {bits}-bit field")]
+    #[error("value {value} does not fit the signed or unsigned {bits}-bit field")]
     Overflow {
         /// The computed value.
         value: i128,

@@ -106,8 +106,8 @@ impl Arch {
     /// Bytes written at a patch site to redirect it.
     pub const fn patch_size(self) -> usize {
         match self {
-            Arch::X86_64 => 5,
-            Arch::Aarch64 => 4,
+            Arch::X86_64 => xsplice_abi::sections::PATCH_SIZE_X86_64,
+            Arch::Aarch64 => xsplice_abi::sections::PATCH_SIZE_AARCH64,
         }
     }
 

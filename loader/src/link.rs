@@ -9,8 +9,12 @@ use alloc::vec::Vec;
 
 use goblin::elf::section_header as sh;
 use goblin::elf::sym;
+use xsplice_abi::layout::FieldType;
 use xsplice_abi::sections::{self, HookPoint};
-use xsplice_abi::Addr;
+use xsplice_abi::{Addr, RecordVersion};
+
+/// Size of one hook pointer (a relocated u64).
+const HOOK_POINTER: u64 = core::mem::size_of::<u64>() as u64;
 
 use crate::elf::PayloadElf;
 use crate::error::{LoadError, RelocProblem, SymbolProblem};
@@ -111,7 +115,7 @@ pub(crate) fn relocate(
     elf: &PayloadElf<'_>,
     layout: &mut Layout,
     addrs: &[Option<u64>],
-    record_size: u64,
+    record_shape: (RecordVersion, u64),
     position_independent: bool,
 ) -> Result<(), LoadError> {
     let got_addr = layout.got_addr().unwrap_or(0);
@@ -132,7 +136,7 @@ pub(crate) fn relocate(
             .sections
             .get(rs)
             .is_some_and(|s| s.sh_type == sh::SHT_RELA);
-        let rule = FormatRule::of(section_name, record_size);
+        let rule = FormatRule::of(section_name, record_shape);
         for (index, r) in relocs.iter().enumerate() {
             let symbol_name = || {
                 elf.symbol(r.r_sym)
@@ -236,8 +240,10 @@ pub(crate) fn relocate(
 enum FormatRule {
     /// Any relocation (code and data of the payload).
     Any,
-    /// `.xsplice.funcs`: ABS64 at `new_addr`, `old_addr` and `name`.
-    Records(u64),
+    /// `.xsplice.funcs` of this record version and size: ABS64 at the
+    /// pointer fields of the version's layout (`new_addr`, `old_addr`,
+    /// `name`), taken from the abi's layout table.
+    Records(RecordVersion, u64),
     /// `.xsplice.hooks.*`: ABS64 at each 8-byte pointer.
     Hooks,
     /// Notes and vendor entries: no relocation at all.
@@ -245,9 +251,9 @@ enum FormatRule {
 }
 
 impl FormatRule {
-    fn of(section: &str, record_size: u64) -> FormatRule {
+    fn of(section: &str, (version, size): (RecordVersion, u64)) -> FormatRule {
         if section == sections::FUNCS {
-            FormatRule::Records(record_size.max(1))
+            FormatRule::Records(version, size.max(1))
         } else if HookPoint::from_section(section).is_some() {
             FormatRule::Hooks
         } else if [
@@ -272,8 +278,15 @@ impl FormatRule {
             };
         match self {
             FormatRule::Any => true,
-            FormatRule::Records(size) => abs64 && matches!(offset % size, 0 | 16 | 32),
-            FormatRule::Hooks => abs64 && offset % 8 == 0,
+            FormatRule::Records(version, size) => {
+                let within = offset.checked_rem(size).unwrap_or(u64::MAX);
+                abs64
+                    && xsplice_abi::layout::record(version)
+                        .fields
+                        .iter()
+                        .any(|f| f.ty == FieldType::Pointer && f.offset as u64 == within)
+            }
+            FormatRule::Hooks => abs64 && offset % HOOK_POINTER == 0,
             FormatRule::None => false,
         }
     }

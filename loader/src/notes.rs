@@ -14,9 +14,9 @@ pub(crate) struct Note<'a> {
 }
 
 /// GNU build-id note type.
-pub(crate) const NT_GNU_BUILD_ID: u32 = 3;
+pub(crate) const NT_GNU_BUILD_ID: u32 = xsplice_abi::sections::BUILD_ID_NOTE_TYPE;
 /// GNU note name.
-pub(crate) const GNU_NAME: &[u8] = b"GNU\0";
+pub(crate) const GNU_NAME: &[u8] = xsplice_abi::sections::BUILD_ID_NOTE_NAME;
 
 fn pad4(n: usize) -> Option<usize> {
     Some(n.checked_add(3)? & !3)
@@ -102,7 +102,7 @@ mod tests {
         s.extend(4u32.to_le_bytes());
         s.extend(3u32.to_le_bytes());
         s.extend(3u32.to_le_bytes());
-        s.extend(b"GNU\0");
+        s.extend(GNU_NAME);
         s.extend([1, 2, 3, 0]);
         assert_eq!(build_id(&s), Ok(&[1u8, 2, 3][..]));
         s[4] = 200;

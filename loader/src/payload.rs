@@ -291,9 +291,8 @@ pub fn load(
     let entsize = elf.sections.get(funcs).map_or(0, |s| s.sh_entsize);
     // The section-level rules (version, size, entsize, length) hold on the
     // unrelocated bytes, since relocations may only touch pointer fields.
-    let record_size = xsplice_abi::decode(elf.data(funcs), entsize)
-        .map_err(LoadError::Records)?
-        .size() as u64;
+    let unrelocated = xsplice_abi::decode(elf.data(funcs), entsize).map_err(LoadError::Records)?;
+    let record_shape = (unrelocated.version(), unrelocated.size() as u64);
 
     let mut layout = lay_out(&elf, opts, alloc)?;
     let (addrs, exports) = resolve_symbols(&elf, &layout, symbols)?;
@@ -301,7 +300,7 @@ pub fn load(
         &elf,
         &mut layout,
         &addrs,
-        record_size,
+        record_shape,
         opts.position_independent,
     )?;
 

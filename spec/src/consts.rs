@@ -11,18 +11,13 @@ pub use xsplice_abi::NAME_MAX;
 /// the size rule: everything past the 64-byte v1 layout must be zero.
 pub use xsplice_abi::V1_DRAFT as V1_DRAFT_SIZE;
 
-/// Bytes written at an x86-64 patch site: `e9 rel32` (`jmp rel32`).
-pub const PATCH_SIZE_X86_64: usize = 5;
+/// Bytes written at a patch site, per architecture (from `xsplice-abi`).
+pub use xsplice_abi::sections::{PATCH_SIZE_AARCH64, PATCH_SIZE_X86_64};
 
-/// Bytes written at an AArch64 patch site: one `b imm26` instruction.
-pub const PATCH_SIZE_AARCH64: usize = 4;
-
-/// Name of the GNU build-id note in `.xsplice.depends` (namesz 4, NUL
-/// included).
-pub const DEPENDS_NOTE_NAME: &[u8; 4] = b"GNU\0";
-
-/// Type of the GNU build-id note (`NT_GNU_BUILD_ID`).
-pub const DEPENDS_NOTE_TYPE: u32 = 3;
+/// The GNU build-id note of `.xsplice.depends` (from `xsplice-abi`).
+pub use xsplice_abi::sections::{
+    BUILD_ID_NOTE_NAME as DEPENDS_NOTE_NAME, BUILD_ID_NOTE_TYPE as DEPENDS_NOTE_TYPE,
+};
 
 /// A section name of the format, with its C macro and a one-line summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
