@@ -238,13 +238,17 @@ mod imp {
             .collect()
     }
 
-    /// The last rendezvous, for the output.
+    /// The last rendezvous that wrote code, and the totals of this run, for
+    /// the output.
     fn pause_line(engine: &Engine<PtraceTarget>) -> Option<String> {
         let t = engine.target();
+        let (total, count) = t.stopped_total();
         t.pauses().last().map(|d| {
             format!(
-                "  threads stopped for {} µs ({} retr{} in all)",
+                "  threads stopped for {} µs to write the code ({} µs in {count} rendezvous \
+                 so far, with mapping and hooks; {} retr{})",
                 d.as_micros(),
+                total.as_micros(),
                 t.retries(),
                 if t.retries() == 1 { "y" } else { "ies" }
             )

@@ -344,6 +344,8 @@ pub struct PtraceTarget {
     opts: PtraceOptions,
     pauses: Vec<Duration>,
     retries: u32,
+    stopped_total: Duration,
+    rendezvous: u32,
     /// The executable's functions, sorted (for [`PcPolicy::Function`]).
     functions: Vec<(u64, u64)>,
     /// Holds the `flock` on the executable for the target's lifetime.
@@ -407,6 +409,8 @@ impl PtraceTarget {
             opts,
             pauses: Vec::new(),
             retries: 0,
+            stopped_total: Duration::ZERO,
+            rendezvous: 0,
             functions,
             _lock: file,
         })
@@ -485,8 +489,7 @@ impl PtraceTarget {
             attempt = attempt.saturating_add(1);
             let stopped = Stopped::all(self.pid, self.opts.timeout)?;
             let result = f(self, &stopped);
-            let pause = stopped.elapsed();
-            drop(stopped);
+            let pause = self.account(stopped);
             match result? {
                 Attempt::Done(r) => return Ok((r, pause)),
                 Attempt::InTheWay((tid, pc, site)) if attempt > self.opts.retries => {
@@ -532,7 +535,26 @@ impl PtraceTarget {
         f: impl FnOnce(&Self, &Stopped) -> Result<R, PtraceError>,
     ) -> Result<R, PtraceError> {
         let stopped = Stopped::all(self.pid, self.opts.timeout)?;
-        f(self, &stopped)
+        let result = f(self, &stopped);
+        self.account(stopped);
+        result
+    }
+
+    /// Releases the threads, adding how long they were stopped to the
+    /// totals.
+    fn account(&mut self, stopped: Stopped) -> Duration {
+        let pause = stopped.elapsed();
+        drop(stopped);
+        self.stopped_total = self.stopped_total.saturating_add(pause);
+        self.rendezvous = self.rendezvous.saturating_add(1);
+        pause
+    }
+
+    /// How long the threads have been stopped in all, by every rendezvous
+    /// (writing code, mapping regions, running hooks, retries), and how
+    /// many rendezvous there were.
+    pub fn stopped_total(&self) -> (Duration, u32) {
+        (self.stopped_total, self.rendezvous)
     }
 
     /// Runs system call `nr` in the target; a negative result is an error.
