@@ -306,9 +306,9 @@ fn parked(name: &str, var: &str, patch: &str) -> Option<Parked> {
 
 #[test]
 fn a_thread_always_inside_the_site_makes_apply_refuse() {
-    // spin()'s entry is a hot loop: a thread's PC is always in its first 5
-    // bytes, where the jump would go.
-    let Some(mut t) = parked("cli_busy", "SERVER_SPIN", "spin=fix_with_vat,old-size=6") else {
+    // spin()'s entry is a hot loop: a thread's PC is always at offset 1 or
+    // 4, in the interior of the 5 bytes where the jump would go.
+    let Some(mut t) = parked("cli_busy", "SERVER_SPIN", "spin=fix_with_vat,old-size=7") else {
         return;
     };
     let err = refused(&["apply", "--pid", &t.pid, &t.payload]);

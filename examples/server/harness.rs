@@ -4,9 +4,10 @@
 //! output on a pipe, and parses its tick lines.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -139,6 +140,8 @@ fn parse_tick(line: &str) -> Option<Tick> {
 /// The running server; killed on drop.
 pub struct Server {
     child: Child,
+    /// The server's stdin: a byte asks for a `mark` line.
+    stdin: ChildStdin,
     /// Its PID.
     pub pid: i32,
     lines: Receiver<String>,
@@ -157,12 +160,15 @@ impl Server {
     /// first 8 bytes forever).
     pub fn start_with(server: &Path, threads: u32, tick_ms: u32, extra: Option<&str>) -> Server {
         let mut cmd = Command::new(server);
-        cmd.args([threads.to_string(), tick_ms.to_string()]);
+        cmd.args([threads.to_string(), tick_ms.to_string()])
+            .env("SERVER_MARKS", "1")
+            .stdin(Stdio::piped());
         if let Some(var) = extra {
             cmd.env(var, "1");
         }
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn server");
         let out = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -178,6 +184,7 @@ impl Server {
         assert!(first.starts_with("server "), "{first}");
         Server {
             child,
+            stdin,
             pid,
             lines: rx,
             seen: Vec::new(),
@@ -213,14 +220,23 @@ impl Server {
         }
     }
 
-    /// Skips the ticks that may straddle an action, then returns a tick
-    /// wholly after it.
+    /// A tick wholly after this call: asks the server for a `mark` (it
+    /// resets its counts at the next tick boundary and says so), skips
+    /// every line up to it, and returns the tick after it.
     pub fn settled(&mut self) -> Tick {
-        while let Ok(line) = self.lines.try_recv() {
-            self.record(&line);
+        self.stdin.write_all(b"m").expect("write to the server");
+        self.stdin.flush().expect("write to the server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line == "mark" => return self.tick(),
+                Ok(line) => {
+                    self.record(&line);
+                }
+                Err(e) => panic!("no mark from the server: {e:?} (alive: {})", self.alive()),
+            }
         }
-        self.tick();
-        self.tick()
     }
 
     /// Whether the server is still running.

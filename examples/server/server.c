@@ -15,9 +15,13 @@
  *          stops threads must restart their system calls, so this stays 0
  *
  * Usage: server [THREADS [TICK_MS [TICKS]]]   (defaults 4, 100, forever)
+ * With SERVER_MARKS=1, a byte on stdin makes the next tick boundary print
+ * `mark` and reset the counts, so that the following tick counts only
+ * results from after the byte was written (the tests' way to say "now").
  * With SERVER_SPIN=1 in the environment, one more thread runs spin(), whose
- * entry is a hot loop: its PC is always inside the first 5 bytes, so a
- * patcher can never write a jump there and must refuse. With SERVER_PARK=1,
+ * entry is a hot loop: its PC is always at offset 1 or 4, inside the 5 bytes
+ * a jump would overwrite, so a patcher can never write one there and must
+ * refuse. With SERVER_PARK=1,
  * one more thread loops in park() past its first 8 bytes forever: a jump at
  * its entry is safe, but the stricter "no thread inside the old function"
  * policy must refuse. With SERVER_CHURN=1, one more thread starts short-lived
@@ -28,6 +32,7 @@
  * (PIE by default; keep the symbol table: do not strip.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,12 +73,13 @@ __attribute__((noipa)) long with_vat(long cents)
 /*
  * Written in assembly, so that no compiler adds bytes (endbr64, a frame)
  * before them:
- *   spin(n): a hot loop at the entry, `1: dec %rdi; jnz 1b` (offsets 0, 3)
+ *   spin(n): a NOP, then a hot loop `1: dec %rdi; jnz 1b` (offsets 1 and 4:
+ *            always in the interior of the 5 bytes a jump would overwrite)
  *   park():  8 bytes of NOPs, then `1: pause; jmp 1b` forever (offsets 8, 10)
  */
 __asm__(".text\n"
 	".globl spin\n.type spin, @function\n"
-	"spin:\n1: dec %rdi\n\tjnz 1b\n\tret\n"
+	"spin:\n\tnop\n1: dec %rdi\n\tjnz 1b\n\tret\n"
 	".size spin, .-spin\n"
 	".globl park\n.type park, @function\n"
 	"park:\n\t.byte 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0\n2: pause\n\tjmp 2b\n"
@@ -189,10 +195,21 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	int marks = env_on("SERVER_MARKS");
+	if (marks)
+		fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
 	for (long n = 1; ticks < 0 || n <= ticks; n++) {
 		struct timespec ts = { tick_ms / 1000, (tick_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) != 0)
 			;
+		char c;
+		if (marks && read(0, &c, 1) == 1) {
+			atomic_exchange(&n_old, 0);
+			atomic_exchange(&n_new, 0);
+			atomic_exchange(&n_bad, 0);
+			printf("mark\n");
+			continue;
+		}
 		printf("tick %ld vat %ld old %ld new %ld bad %ld fixes %ld signals %ld eintr %ld\n",
 		       n, atomic_load(&last), atomic_exchange(&n_old, 0),
 		       atomic_exchange(&n_new, 0), atomic_exchange(&n_bad, 0),

@@ -27,6 +27,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::fmt;
+use core::ops::Range;
 
 use xsplice_abi::sections::HookPoint;
 use xsplice_abi::{Incompat, RecordIndex};
@@ -40,11 +41,31 @@ use crate::{
 };
 
 /// Writes code bytes; what a [`Target`] hands the critical section.
+///
+/// A target may refuse writes outside the [`Site`]s it was given for the
+/// action: the stop-the-world guarantees are about exactly those bytes.
 pub trait CodeWriter {
     /// Writes `bytes` at `addr` (text of the target or of a payload).
     fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError>;
     /// Makes the instruction fetch of `[addr, addr+len)` see the new bytes.
     fn flush_icache(&mut self, addr: Addr, len: usize);
+}
+
+/// One write of an action, as the engine announces it to
+/// [`Target::quiesce`] before the critical section: where other threads or
+/// CPUs must not be stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The record the write belongs to.
+    pub record: RecordIndex,
+    /// The bytes the write changes, `[site, site + len)`.
+    pub bytes: Range<u64>,
+    /// The code the write takes out of service: the old function
+    /// `[old_addr, old_addr + old_size)` on apply, the replacement
+    /// `[new_addr, new_addr + new_size)` on revert (empty for a NOP record,
+    /// whose revert retires no function). A target that offers a stricter
+    /// policy refuses while a thread is anywhere in it.
+    pub retired: Range<u64>,
 }
 
 /// What a hook call did.
@@ -95,10 +116,25 @@ pub trait Target: SymbolSource + Allocator + CodeWriter {
     }
     /// Reads the bytes at `addr` (code of the target or of a payload).
     fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError>;
-    /// Runs `critical` with every other CPU stopped (in Xen: a rendezvous of
-    /// all CPUs with a timeout). `critical` only calls the [`CodeWriter`].
+    /// Runs `critical` with every other CPU (or thread) stopped, in Xen a
+    /// rendezvous of all CPUs with a timeout. `critical` only calls the
+    /// [`CodeWriter`] it is given, at the byte ranges of `sites`, and
+    /// neither allocates nor takes locks.
+    ///
+    /// What an implementation guarantees when it calls `critical`:
+    /// - no other CPU or thread executes until `critical` has returned and
+    ///   the written bytes are visible to instruction fetch everywhere;
+    /// - no stopped CPU or thread is stopped *inside* an instruction being
+    ///   rewritten, i.e. with its program counter in the interior of any
+    ///   `sites[i].bytes` (it would resume in the middle of the new bytes).
+    ///
+    /// When it cannot (a CPU does not arrive in time, a thread stays inside
+    /// a site), it returns an error without calling `critical`, so nothing
+    /// is written. `sites` lists every write of the action (all records;
+    /// on rollback the same ranges are written back).
     fn quiesce(
         &mut self,
+        sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError>;
     /// The build-id of the running image.
@@ -273,9 +309,27 @@ struct Write {
     addr: Addr,
     new: Vec<u8>,
     old: Vec<u8>,
+    /// The old function and the replacement (see [`Site::retired`]).
+    old_fn: Range<u64>,
+    new_fn: Range<u64>,
 }
 
 impl Write {
+    /// A write from a ledger site. The ledger keeps the bytes, not the
+    /// functions' extents: the strict site policy of a live target sees
+    /// only the site's own bytes for a payload restored from a ledger.
+    fn restored(s: &ledger::Site, old: Vec<u8>) -> Self {
+        Write {
+            record: s.record,
+            name: s.name.clone(),
+            addr: s.addr,
+            new: s.new.clone(),
+            old,
+            old_fn: s.addr.0..s.addr.0,
+            new_fn: s.addr.0..s.addr.0,
+        }
+    }
+
     fn site(&self) -> ledger::Site {
         ledger::Site {
             record: self.record,
@@ -494,13 +548,7 @@ impl<T: Target> Engine<T> {
             let applied = entry
                 .sites
                 .iter()
-                .map(|s| Write {
-                    record: s.record,
-                    name: s.name.clone(),
-                    addr: s.addr,
-                    new: s.new.clone(),
-                    old: s.old.clone(),
-                })
+                .map(|s| Write::restored(s, s.old.clone()))
                 .collect();
             let id = PayloadId(self.next);
             self.next = self.next.saturating_add(1);
@@ -657,13 +705,7 @@ impl<T: Target> Engine<T> {
             for s in &slot.entry.sites {
                 let mut old = alloc::vec![0u8; s.new.len()];
                 self.target.read(s.addr, &mut old)?;
-                writes.push(Write {
-                    record: s.record,
-                    name: s.name.clone(),
-                    addr: s.addr,
-                    new: s.new.clone(),
-                    old,
-                });
+                writes.push(Write::restored(s, old));
             }
             self.check_overlaps(id, &writes)?;
             return Ok(writes);
@@ -715,6 +757,12 @@ impl<T: Target> Engine<T> {
                 addr: r.site,
                 new,
                 old,
+                old_fn: r.old_addr.0..r.old_addr.0.saturating_add(r.func.old_size),
+                new_fn: if r.func.incompat.contains(Incompat::NOP) {
+                    0..0
+                } else {
+                    r.func.new_addr.0..r.func.new_addr.0.saturating_add(r.func.new_size)
+                },
             };
             writes.push(w);
         }
@@ -820,7 +868,19 @@ impl<T: Target> Engine<T> {
             }
             Ok(())
         };
-        self.target.quiesce(&mut critical)?;
+        let sites: Vec<Site> = writes
+            .iter()
+            .map(|w| Site {
+                record: w.record,
+                bytes: w.addr.0..w.end(),
+                retired: if undo {
+                    w.new_fn.clone()
+                } else {
+                    w.old_fn.clone()
+                },
+            })
+            .collect();
+        self.target.quiesce(&sites, &mut critical)?;
         Ok(())
     }
 

@@ -36,7 +36,7 @@ use goblin::elf::section_header as sh;
 use goblin::elf::Elf;
 use xsplice_abi::sections;
 
-use crate::engine::{CodeWriter, HookOutcome, Target};
+use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
@@ -413,6 +413,7 @@ impl Target for ImageTarget {
 
     fn quiesce(
         &mut self,
+        _sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         // Offline: nothing runs, so the world is already stopped.

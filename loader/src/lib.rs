@@ -198,6 +198,51 @@ pub enum TargetError {
     /// A target-specific failure.
     #[error("{0}")]
     Other(alloc::string::String),
+    /// A thread did not reach the stop-the-world rendezvous in time (it
+    /// blocks the signal, or never gets a CPU): nothing was written.
+    #[error("thread {tid} did not stop within {timeout:?}: nothing written")]
+    RendezvousTimeout {
+        /// The thread id.
+        tid: i32,
+        /// How long the rendezvous waited.
+        timeout: core::time::Duration,
+    },
+    /// At every attempt a stopped thread was inside code the action writes
+    /// (or, under the strict policy, retires): nothing was written.
+    #[error("thread {tid} stopped at {pc}, inside the {} of {record}, at each of {attempts} attempts: nothing written", if *.whole_function { "retired function" } else { "bytes to write" })]
+    ThreadInSite {
+        /// The thread id.
+        tid: i32,
+        /// Its program counter at the last attempt.
+        pc: Addr,
+        /// The record whose site (or function) holds it.
+        record: xsplice_abi::RecordIndex,
+        /// Whether the PC was only inside the whole retired function (the
+        /// strict policy), not inside the bytes written.
+        whole_function: bool,
+        /// Rendezvous attempts made.
+        attempts: u32,
+    },
+    /// An operating-system call failed.
+    #[error("{op} failed with errno {errno}")]
+    Os {
+        /// The call.
+        op: &'static str,
+        /// Its `errno`.
+        errno: i32,
+    },
+    /// The process has more threads than the rendezvous can stop.
+    #[error("more than {max} threads: the rendezvous cannot stop them all")]
+    TooManyThreads {
+        /// The most threads a rendezvous stops.
+        max: usize,
+    },
+    /// The rendezvous signal already has another handler in this process.
+    #[error("signal {signal} already has a handler: the rendezvous cannot use it")]
+    SignalInUse {
+        /// The signal number.
+        signal: i32,
+    },
     /// A failure of the ptrace target (another process).
     #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
     #[error(transparent)]

@@ -73,21 +73,6 @@ impl SymbolTable {
         SymbolTable { by_name }
     }
 
-    /// The `[start, end)` of every sized symbol, sorted by start: the
-    /// functions a live target looks a PC up in (see [`containing`]).
-    pub(crate) fn spans(&self) -> Vec<(u64, u64)> {
-        let mut spans: Vec<(u64, u64)> = self
-            .by_name
-            .values()
-            .flat_map(|d| d.global.iter().chain(d.locals.iter()))
-            .filter(|s| s.size > 0)
-            .map(|s| (s.addr.0, s.addr.0.saturating_add(s.size)))
-            .collect();
-        spans.sort_unstable();
-        spans.dedup();
-        spans
-    }
-
     /// Whether the table is empty (a stripped executable).
     pub(crate) fn is_empty(&self) -> bool {
         self.by_name.is_empty()
@@ -108,17 +93,4 @@ impl SymbolSource for SymbolTable {
         let n = usize::try_from(pos).ok()?.checked_sub(1)?;
         self.by_name.get(name)?.locals.get(n).copied()
     }
-}
-
-/// The span of [`SymbolTable::spans`] containing `addr`, if any: the last
-/// few spans starting at or before it are looked at (aliases share a start).
-pub(crate) fn containing(spans: &[(u64, u64)], addr: u64) -> Option<(u64, u64)> {
-    let upto = spans.partition_point(|&(lo, _)| lo <= addr);
-    spans
-        .get(..upto)?
-        .iter()
-        .rev()
-        .take(8)
-        .find(|&&(_, hi)| addr < hi)
-        .copied()
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::{fixture, Table};
 use xsplice_abi::sections::HookPoint;
-use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, State, Target};
+use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
 use xsplice_loader::patch::PatchError;
 use xsplice_loader::{
     Addr, Allocator, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource, TargetError,
@@ -138,6 +138,7 @@ impl Target for Mock {
     }
     fn quiesce(
         &mut self,
+        _sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         critical(self)

@@ -5,63 +5,37 @@
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod common;
+#[path = "common/demo.rs"]
+mod demo;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::fixture;
-use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, State, Target};
+use demo::{answer, base, code_bytes, scale, xsplice_demo_answer};
+use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
 use xsplice_loader::process::ProcessTarget;
 use xsplice_loader::{
     Addr, Allocator, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource, TargetError,
 };
 
-// ---- the functions a payload replaces -------------------------------------
-
-/// Returns 41; the payloads make it 42, 43, 44.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn xsplice_demo_answer() -> i64 {
-    black_box(41)
-}
-
-/// Returns `2x`; the payloads make it `kx + base()`.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn xsplice_demo_scale(x: i64) -> i64 {
-    black_box(x) * 2
-}
-
-/// Never patched: the replacements call back into it through a relocation.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn xsplice_demo_base() -> i64 {
-    black_box(1000)
-}
-
-fn answer() -> i64 {
-    let f: extern "C" fn() -> i64 = black_box(xsplice_demo_answer);
-    f()
-}
-
-fn scale(x: i64) -> i64 {
-    let f: extern "C" fn(i64) -> i64 = black_box(xsplice_demo_scale);
-    f(x)
-}
-
 // ---- an allocation counter, to show the critical section allocates nothing --
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static IN_CRITICAL: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// This thread is inside `quiesce` (rendezvous included). Per thread:
+    /// the threads being stopped may allocate until they arrive.
+    static IN_CRITICAL: Cell<bool> = const { Cell::new(false) };
+}
 static CRITICAL_ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: delegates to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
-        if IN_CRITICAL.load(Ordering::Relaxed) {
+        if IN_CRITICAL.with(Cell::get) {
             CRITICAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged.
@@ -75,6 +49,22 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// Counts the writes of a critical section.
+struct Counted<'a> {
+    inner: &'a mut dyn CodeWriter,
+    writes: &'a mut usize,
+}
+
+impl CodeWriter for Counted<'_> {
+    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
+        *self.writes += 1;
+        self.inner.write_code(addr, bytes)
+    }
+    fn flush_icache(&mut self, addr: Addr, len: usize) {
+        self.inner.flush_icache(addr, len)
+    }
+}
 
 /// A ProcessTarget whose critical sections are watched.
 struct Watched {
@@ -100,7 +90,6 @@ impl Allocator for Watched {
 
 impl CodeWriter for Watched {
     fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
-        self.writes += 1;
         self.inner.write_code(addr, bytes)
     }
     fn flush_icache(&mut self, addr: Addr, len: usize) {
@@ -123,13 +112,22 @@ impl Target for Watched {
     }
     fn quiesce(
         &mut self,
+        sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
         self.critical_sections += 1;
-        IN_CRITICAL.store(true, Ordering::SeqCst);
-        // Route the writes through `self` so they are counted.
-        let r = critical(self);
-        IN_CRITICAL.store(false, Ordering::SeqCst);
+        let mut writes = 0;
+        // The whole of the process target's quiesce is watched: the
+        // rendezvous, the writes, the serialisation and the release.
+        IN_CRITICAL.with(|c| c.set(true));
+        let r = self.inner.quiesce(sites, &mut |cw| {
+            critical(&mut Counted {
+                inner: cw,
+                writes: &mut writes,
+            })
+        });
+        IN_CRITICAL.with(|c| c.set(false));
+        self.writes += writes;
         r
     }
     fn build_id(&self) -> Option<&[u8]> {
@@ -141,7 +139,11 @@ impl Target for Watched {
 }
 
 fn engine() -> Engine<Watched> {
-    let inner = ProcessTarget::new().unwrap();
+    // SAFETY: the payloads are the gcc-built fixtures for these very
+    // functions; nothing else patches code or uses the signal, and no
+    // payload is unloaded while a thread could run it (the test calls the
+    // functions from this thread only).
+    let inner = unsafe { ProcessTarget::new() }.unwrap();
     Engine::new(
         Watched {
             inner,
@@ -152,25 +154,46 @@ fn engine() -> Engine<Watched> {
     )
 }
 
-fn code_bytes(f: usize) -> [u8; 5] {
-    // SAFETY: reads the first bytes of a function of this binary.
-    unsafe { *(f as *const [u8; 5]) }
-}
-
 /// One test: the patched functions are process-global, so the steps run in
 /// order rather than as parallel tests.
 #[test]
 fn live_patching_in_process() {
     assert_eq!((answer(), scale(10)), (41, 20));
     // Referenced here so the linker keeps it for the payloads to call.
-    assert_eq!(
-        black_box(xsplice_demo_base as extern "C" fn() -> i64)(),
-        1000
-    );
+    assert_eq!(base(), 1000);
     let pristine = code_bytes(xsplice_demo_answer as *const () as usize);
     let mut e = engine();
 
-    // Every version in every code model: apply, observe, revert, observe.
+    // Another thread allocates all along: the rendezvous stops it, perhaps
+    // holding the allocator's lock, so the patcher must not allocate until
+    // it has released it (it would deadlock, or be counted below).
+    let stop = AtomicBool::new(false);
+    let churned = std::thread::scope(|s| {
+        let churn = s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += std::hint::black_box(vec![n; 16]).len() as u64;
+            }
+            n
+        });
+        versions_in_every_code_model(&mut e, pristine);
+        stop.store(true, Ordering::Relaxed);
+        churn.join().unwrap()
+    });
+    assert!(churned > 0);
+    assert!(e.target().inner.stats().last_threads >= 1);
+
+    // The critical sections allocated nothing and only wrote bytes.
+    assert!(e.target().critical_sections >= 18);
+    assert!(e.target().writes >= 36, "two records per apply and revert");
+    assert_eq!(CRITICAL_ALLOCS.load(Ordering::SeqCst), 0);
+    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
+
+    stack_and_replace(&mut e, pristine);
+}
+
+/// Every version in every code model: apply, observe, revert, observe.
+fn versions_in_every_code_model(e: &mut Engine<Watched>, pristine: [u8; 5]) {
     for (v, want) in [("v1", 42), ("v2", 43), ("v3", 44)] {
         let mult = want - 39; // 3, 4, 5
         for flavour in ["nopic", "pic", "large"] {
@@ -192,13 +215,10 @@ fn live_patching_in_process() {
             e.unload(id).unwrap();
         }
     }
+}
 
-    // The critical sections allocated nothing and only wrote bytes.
-    assert!(e.target().critical_sections >= 18);
-    assert_eq!(CRITICAL_ALLOCS.load(Ordering::SeqCst), 0);
-    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
-
-    // A stack: v1, then v2 and v3 on top; only the top reverts.
+/// A stack: v1, then v2 and v3 on top; only the top reverts; then replace.
+fn stack_and_replace(e: &mut Engine<Watched>, pristine: [u8; 5]) {
     let v1 = e.load("v1", &fixture("live_v1-nopic.o")).unwrap();
     let v2 = e.load("v2", &fixture("live_v2-pic.o")).unwrap();
     let v3 = e.load("v3", &fixture("live_v3-large.o")).unwrap();

@@ -38,7 +38,7 @@ fn attach(server: &Server) -> Option<PtraceTarget> {
     // (seccomp): probe with one rendezvous.
     let probe = PtraceTarget::attach(server.pid, opts)
         .map_err(TargetError::from)
-        .and_then(|mut t| t.quiesce_ranges(&[], &mut |_| Ok(())).map(|_| t));
+        .and_then(|mut t| t.quiesce_sites(&[], &mut |_| Ok(())).map(|_| t));
     match probe {
         Ok(t) => Some(t),
         Err(
@@ -235,7 +235,7 @@ fn signals_are_not_lost_and_system_calls_restart() {
     let mut rounds = 0u32;
     while !sender.is_finished() {
         target
-            .quiesce_ranges(&[], &mut |_| Ok(()))
+            .quiesce_sites(&[], &mut |_| Ok(()))
             .expect("rendezvous");
         let addr = target.allocate(RegionKind::Data, 4096, 4096).unwrap();
         let region = Region {

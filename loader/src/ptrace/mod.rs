@@ -33,11 +33,14 @@
 //!   the next scan; once all are stopped, none can be created). Each stop
 //!   is awaited with a deadline ([`PtraceOptions::timeout`]): a thread that
 //!   does not stop fails the action with [`PtraceError::Timeout`] naming
-//!   it, before anything is written. Then each write of the critical
-//!   section is checked against every stopped thread's PC: a PC inside the
-//!   bytes to be written (with [`PcPolicy::Function`], anywhere inside the
-//!   function around them) undoes the writes made so far, releases every
-//!   thread, backs off and tries again, up to [`PtraceOptions::retries`]
+//!   it (a thread exiting meanwhile is skipped),
+//!   before anything is written. Then every stopped thread's PC is checked
+//!   against the sites the engine announces (and each write against the
+//!   PCs again): a PC in the interior of bytes to be written (with
+//!   [`PcPolicy::Function`], anywhere in the code a site retires: the old
+//!   function on apply, the replacement on revert) undoes any writes made,
+//!   releases every thread, backs off and tries again, up to
+//!   [`PtraceOptions::retries`]
 //!   times, then refuses with [`PtraceError::Busy`] naming the thread, its
 //!   PC and the site. Neither policy looks at return addresses deeper in
 //!   the stacks: a thread that is *inside a call* made by an old function
@@ -70,8 +73,8 @@
 //!   survives. The error is [`PtraceError::NoSuchProcess`].
 //! * **Serialisation of patchers**: a target holds an exclusive `flock` on
 //!   the process's executable file while it exists; a second patcher of a
-//!   process of the same executable is refused with
-//!   [`PtraceError::Locked`].
+//!   process of the same executable waits for it up to 2 s, then is refused
+//!   with [`PtraceError::Locked`].
 
 mod inject;
 mod stop;
@@ -82,11 +85,10 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 use std::vec::Vec;
 
-use crate::engine::{CodeWriter, HookOutcome, Target};
+use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::exe::{self, Executable, Mapping};
 use crate::ledger::Placed;
 use crate::payload::{Hook, Region};
-use crate::symtab;
 use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 
 use stop::Stopped;
@@ -98,6 +100,8 @@ const REACH: u64 = 1 << 30;
 /// The lowest address regions are placed at (Linux's default
 /// `vm.mmap_min_addr`).
 const MIN_ADDR: u64 = 0x10000;
+/// How long `attach` waits for another patcher of the same executable.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Largest executable read from `/proc/PID/exe`.
 const MAX_EXE: u64 = 256 << 20;
 /// The name of the ledger's memory file in the target.
@@ -113,14 +117,14 @@ const LEDGER_HEADER: u64 = 16;
 /// Which thread positions make the rendezvous back off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PcPolicy {
-    /// A PC inside the bytes being written (the rule of the in-process
-    /// target): the thread would execute half an old and half a new
-    /// instruction.
+    /// A PC in the interior of the bytes being written (the rule of
+    /// [`Target::quiesce`]): the thread would resume in the middle of the
+    /// new bytes.
     #[default]
     Site,
-    /// Also a PC anywhere inside the function (the executable's symbol)
-    /// around a site: no thread is running the old function's top frame
-    /// when it is replaced.
+    /// Also a PC anywhere in the code a write retires (the old function on
+    /// apply, the replacement on revert: [`Site::retired`]): no thread is
+    /// running it in its top frame when it goes out of service.
     Function,
 }
 
@@ -346,8 +350,6 @@ pub struct PtraceTarget {
     retries: u32,
     stopped_total: Duration,
     rendezvous: u32,
-    /// The executable's functions, sorted (for [`PcPolicy::Function`]).
-    functions: Vec<(u64, u64)>,
     /// Holds the `flock` on the executable for the target's lifetime.
     _lock: File,
 }
@@ -375,9 +377,15 @@ impl PtraceTarget {
         };
         let mem = Mem::open(pid).map_err(perm("mem"))?;
         let file = File::open(format!("/proc/{pid}/exe")).map_err(perm("exe"))?;
+        // Another patcher may hold the lock for a moment (or a child forked
+        // by this program, until it execs): wait up to LOCK_WAIT for it.
+        let since = std::time::Instant::now();
         // SAFETY: flock on a file descriptor we own; no memory involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(PtraceError::Locked { pid });
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            if since.elapsed() >= LOCK_WAIT {
+                return Err(PtraceError::Locked { pid });
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         let size = file.metadata().map_err(perm("exe"))?.len();
         if size > MAX_EXE {
@@ -399,7 +407,6 @@ impl PtraceTarget {
             })?;
         let exe = Executable::parse(&bytes, at_phdr)
             .map_err(|problem| PtraceError::Exe { pid, problem })?;
-        let functions = exe.symbols.spans();
         Ok(PtraceTarget {
             pid,
             mem,
@@ -411,7 +418,6 @@ impl PtraceTarget {
             retries: 0,
             stopped_total: Duration::ZERO,
             rendezvous: 0,
-            functions,
             _lock: file,
         })
     }
@@ -446,18 +452,19 @@ impl PtraceTarget {
     }
 
     /// Stops every thread (see the module docs), backing off while a
-    /// thread's PC lies in one of `ranges` (`(addr, len)`; widened to the
-    /// enclosing function under [`PcPolicy::Function`]), then runs `critical`
-    /// with the threads stopped; a write `critical` makes over a thread's
-    /// PC is refused the same way, `critical` undoing its earlier writes.
-    /// Returns how long the threads were stopped.
-    pub fn quiesce_ranges(
+    /// thread's PC is in the interior of the bytes of one of `sites` (under
+    /// [`PcPolicy::Function`], anywhere in the code a site retires), then
+    /// runs `critical` with the threads stopped; a write `critical` makes
+    /// over a thread's PC, announced or not, is refused the same way,
+    /// `critical` undoing its earlier writes. Returns how long the threads
+    /// were stopped.
+    pub fn quiesce_sites(
         &mut self,
-        ranges: &[(u64, usize)],
+        sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<Duration, TargetError> {
         let ((), pause) = self.retrying(|t, stopped| {
-            if let Some(hit) = t.in_the_way(stopped, ranges) {
+            if let Some(hit) = t.in_the_way(stopped, sites) {
                 return Ok(Attempt::InTheWay(hit));
             }
             let mut w = Writer {
@@ -510,22 +517,16 @@ impl PtraceTarget {
         }
     }
 
-    /// The thread in the way of writing `ranges`, under the policy.
-    fn in_the_way(&self, stopped: &Stopped, ranges: &[(u64, usize)]) -> Option<(i32, u64, u64)> {
-        let mut widened: Vec<(u64, usize)> = ranges.to_vec();
-        if self.opts.policy == PcPolicy::Function {
-            widened.extend(ranges.iter().filter_map(|&(addr, _)| {
-                let (lo, hi) = symtab::containing(&self.functions, addr)?;
-                Some((lo, usize::try_from(hi - lo).ok()?))
-            }));
-        }
-        stopped.pc_inside(&widened).map(|(tid, pc, start)| {
-            // Name the site, not the function start.
-            let site = ranges
+    /// The thread in the way of writing `sites`, under the policy: its
+    /// PC, and the site.
+    fn in_the_way(&self, stopped: &Stopped, sites: &[Site]) -> Option<(i32, u64, u64)> {
+        let strict = self.opts.policy == PcPolicy::Function;
+        stopped.threads.iter().find_map(|t| {
+            let pc = t.regs.rip;
+            sites
                 .iter()
-                .find(|&&(a, _)| a == start)
-                .map_or_else(|| ranges.first().map_or(start, |r| r.0), |r| r.0);
-            (tid, pc, site)
+                .find(|s| interior(&s.bytes, pc) || (strict && s.retired.contains(&pc)))
+                .map(|s| (t.tid, pc, s.bytes.start))
         })
     }
 
@@ -714,6 +715,13 @@ impl PtraceTarget {
     }
 }
 
+/// Whether `pc` is in the interior of `bytes` (after its first byte): a
+/// thread there would resume in the middle of the new bytes. A thread at
+/// the first byte fetches the new instruction whole when it resumes.
+fn interior(bytes: &core::ops::Range<u64>, pc: u64) -> bool {
+    pc > bytes.start && pc < bytes.end
+}
+
 /// What one attempt of a rendezvous came to.
 enum Attempt<R> {
     /// Done, with this result.
@@ -740,7 +748,14 @@ impl CodeWriter for Writer<'_> {
             return Err(TargetError::BadAddress(addr));
         }
         if self.busy.is_none() {
-            if let Some(hit) = t.in_the_way(self.stopped, &[(addr.0, bytes.len())]) {
+            let written = addr.0..addr.0.saturating_add(len);
+            let hit = self
+                .stopped
+                .threads
+                .iter()
+                .find(|th| interior(&written, th.regs.rip))
+                .map(|th| (th.tid, th.regs.rip, addr.0));
+            if let Some(hit) = hit {
                 self.busy = Some(hit);
                 return Err(PtraceError::Busy {
                     tid: hit.0,
@@ -765,7 +780,8 @@ impl CodeWriter for Writer<'_> {
 /// stopped, checked and released around it.
 impl CodeWriter for PtraceTarget {
     fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
-        self.quiesce_ranges(&[(addr.0, bytes.len())], &mut |w| w.write_code(addr, bytes))
+        // The writer checks the written bytes against every thread's PC.
+        self.quiesce_sites(&[], &mut |w| w.write_code(addr, bytes))
             .map(|_| ())
     }
 
@@ -977,9 +993,10 @@ impl Target for PtraceTarget {
 
     fn quiesce(
         &mut self,
+        sites: &[Site],
         critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
-        self.quiesce_ranges(&[], critical).map(|_| ())
+        self.quiesce_sites(sites, critical).map(|_| ())
     }
 
     fn build_id(&self) -> Option<&[u8]> {
