@@ -156,7 +156,7 @@ struct Place {
     /// The running process PID instead of an image (through ptrace; Linux x86-64).
     #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
     pid: Option<i32>,
-    /// With --pid: also wait while a thread runs anywhere in a function being patched, not only in the bytes written.
+    /// With --pid: also wait while a thread runs anywhere in the code taken out of service (the old function on apply, the replacement on revert), not only in the bytes written.
     #[arg(long, requires = "pid")]
     strict: bool,
     #[command(flatten)]
