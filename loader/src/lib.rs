@@ -91,6 +91,7 @@ pub use xsplice_abi::Addr;
 
 /// The machine a payload is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Arch {
     /// x86-64: patches are a 5-byte `jmp rel32` (±2 GiB).
     X86_64,
