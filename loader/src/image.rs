@@ -308,10 +308,11 @@ impl Allocator for ImageTarget {
                 RegionKind::Data => sections::ARENA_DATA,
                 _ => sections::ARENA_TEXT,
             };
-            return Err(TargetError::Other(std::format!(
-                "the image has no `{name}` section for the payload's {} ({size} bytes)",
-                kind.name()
-            )));
+            return Err(TargetError::ArenaMissing {
+                section: name,
+                kind,
+                size,
+            });
         };
         let a = align.max(1);
         let start = arena
@@ -325,12 +326,13 @@ impl Allocator for ImageTarget {
                 arena.used = end - arena.addr;
                 Ok(Addr(start))
             }
-            _ => Err(TargetError::Other(std::format!(
-                "`{}` is full: {} of {} bytes used, {size} more needed (aligned to {a})",
-                arena.name,
-                arena.used,
-                arena.size
-            ))),
+            _ => Err(TargetError::ArenaFull {
+                section: arena.name,
+                used: arena.used,
+                capacity: arena.size,
+                size,
+                align: a,
+            }),
         }
     }
 }

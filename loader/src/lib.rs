@@ -195,6 +195,30 @@ pub enum TargetError {
     /// A target-specific failure.
     #[error("{0}")]
     Other(alloc::string::String),
+    /// An offline image has no arena section for a region of this kind.
+    #[error("the image has no `{section}` section for the payload's {} ({size} bytes)", .kind.name())]
+    ArenaMissing {
+        /// The arena section it needs.
+        section: &'static str,
+        /// The region kind.
+        kind: RegionKind,
+        /// The region's size.
+        size: u64,
+    },
+    /// An arena of an offline image has no room left for a region.
+    #[error("`{section}` is full: {used} of {capacity} bytes used, {size} more needed (aligned to {align})")]
+    ArenaFull {
+        /// The arena section.
+        section: &'static str,
+        /// Bytes in use.
+        used: u64,
+        /// The arena's size.
+        capacity: u64,
+        /// The region's size.
+        size: u64,
+        /// The region's alignment.
+        align: u64,
+    },
     /// A thread did not reach the stop-the-world rendezvous in time (it
     /// blocks the signal, or never gets a CPU): nothing was written.
     #[error("thread {tid} did not stop within {timeout:?}: nothing written")]
