@@ -120,11 +120,7 @@ impl ImageTarget {
         let mut bytes = bytes;
         bytes.truncate(elf_len);
         let elf = Elf::parse(&bytes).map_err(|e| ImageError::Parse(e.to_string()))?;
-        let arch = match elf.header.e_machine {
-            goblin::elf::header::EM_X86_64 => Arch::X86_64,
-            goblin::elf::header::EM_AARCH64 => Arch::Aarch64,
-            _ => return Err(ImageError::Kind),
-        };
+        let arch = Arch::from_machine(elf.header.e_machine).ok_or(ImageError::Kind)?;
         let exec_or_dyn = matches!(
             elf.header.e_type,
             goblin::elf::header::ET_EXEC | goblin::elf::header::ET_DYN

@@ -100,6 +100,23 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The architecture of an ELF `e_machine`, if the format supports it:
+    /// the one mapping the reader, the image target and the writer use.
+    ///
+    /// ```
+    /// use xsplice_loader::Arch;
+    /// assert_eq!(Arch::from_machine(62), Some(Arch::X86_64));
+    /// assert_eq!(Arch::from_machine(183), Some(Arch::Aarch64));
+    /// assert_eq!(Arch::from_machine(40), None); // EM_ARM
+    /// ```
+    pub const fn from_machine(e_machine: u16) -> Option<Arch> {
+        match e_machine {
+            goblin::elf::header::EM_X86_64 => Some(Arch::X86_64),
+            goblin::elf::header::EM_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
     /// Bytes written at a patch site to redirect it.
     pub const fn patch_size(self) -> usize {
         match self {
