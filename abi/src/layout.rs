@@ -25,6 +25,7 @@ use crate::version::{FormatVersion, RecordVersion};
 
 /// The type of a field as the C header and the schemas spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldType {
     /// `uint8_t`.
     U8,
@@ -50,6 +51,16 @@ impl FieldType {
             FieldType::U16 => "uint16_t",
             FieldType::U32 => "uint32_t",
             FieldType::U64 | FieldType::Pointer => "uint64_t",
+        }
+    }
+
+    /// The natural alignment of the C type (LP64).
+    pub const fn c_align(self) -> usize {
+        match self {
+            FieldType::U8 | FieldType::Bytes | FieldType::Reserved => 1,
+            FieldType::U16 => 2,
+            FieldType::U32 => 4,
+            FieldType::U64 | FieldType::Pointer => 8,
         }
     }
 

@@ -47,6 +47,7 @@ fn type_cell(ty: FieldType, size: usize) -> String {
         FieldType::Pointer => "`u64` address (relocated)".into(),
         FieldType::Bytes => format!("`u8[{size}]`"),
         FieldType::Reserved => format!("`u8[{size}]` zero"),
+        other => format!("`{}` ({size} bytes)", other.c_type()),
     }
 }
 
