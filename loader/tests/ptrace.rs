@@ -389,3 +389,20 @@ fn threads_that_come_and_go_during_the_rendezvous() {
     assert_eq!(read_code(engine.target(), site), original);
     assert!(server.alive());
 }
+
+#[test]
+fn a_second_patcher_waits_then_is_refused() {
+    let Some(b) = built("locked") else {
+        return;
+    };
+    let server = Server::start(&b.server, 1, 50);
+    let Some(first) = attach(&server) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let second = PtraceTarget::attach(server.pid, PtraceOptions::default());
+    assert_eq!(second.unwrap_err(), PtraceError::Locked { pid: server.pid });
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
+    drop(first);
+    assert!(PtraceTarget::attach(server.pid, PtraceOptions::default()).is_ok());
+}
