@@ -33,19 +33,22 @@
 //!   the next scan; once all are stopped, none can be created). Each stop
 //!   is awaited with a deadline ([`PtraceOptions::timeout`]): a thread that
 //!   does not stop fails the action with [`PtraceError::Timeout`] naming
-//!   it (a thread exiting meanwhile is skipped),
-//!   before anything is written. Then every stopped thread's PC is checked
-//!   against the sites the engine announces (and each write against the
-//!   PCs again): a PC in the interior of bytes to be written (with
-//!   [`PcPolicy::Function`], anywhere in the code a site retires: the old
-//!   function on apply, the replacement on revert) undoes any writes made,
-//!   releases every thread, backs off and tries again, up to
-//!   [`PtraceOptions::retries`]
-//!   times, then refuses with [`PtraceError::Busy`] naming the thread, its
-//!   PC and the site. Neither policy looks at return addresses deeper in
-//!   the stacks: a thread that is *inside a call* made by an old function
+//!   it (a thread exiting meanwhile is skipped), before anything is
+//!   written. Then every stopped thread's PC is checked against the sites
+//!   the engine announces (and each write against the PCs again): a PC in
+//!   the interior of bytes to be written (with [`PcPolicy::Function`],
+//!   anywhere in the code a site retires: the old function on apply, the
+//!   replacement on revert) undoes any writes made, releases every thread,
+//!   backs off and tries again, up to [`PtraceOptions::retries`] times,
+//!   then refuses with [`PtraceError::Busy`] naming the thread, its PC and
+//!   the site. Neither policy looks at return addresses deeper in the
+//!   stacks: a thread that is *inside a call* made by an old function
 //!   returns into the old code, which is left intact (the jump only
 //!   replaces its first bytes).
+//! * **Unmapping** a region waits the same way until no thread's PC is
+//!   inside it. A return address into it deeper in a stack is not seen:
+//!   unloading a reverted payload while a thread is inside a call made by
+//!   its code would crash that thread when the call returns.
 //! * **Detach** leaves every thread as it was: registers are never changed
 //!   by the rendezvous (and restored exactly after an injection), a thread
 //!   that stopped on its way to a signal gets that signal back with
@@ -68,7 +71,7 @@
 //!   runs of the patcher agree on what is applied, and the record dies with
 //!   the process.
 //! * **A process that dies mid-action** takes everything with it: all the
-//!   patcher writes lives in the process's own memory, nothing outside it
+//!   patcher writes is in the process's own memory, and nothing outside it
 //!   (no file, no shared state) is changed, so nothing half-written
 //!   survives. The error is [`PtraceError::NoSuchProcess`].
 //! * **Serialisation of patchers**: a target holds an exclusive `flock` on
