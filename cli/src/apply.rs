@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use xsplice_loader::engine::{Engine, State, Target};
+use xsplice_loader::engine::{Engine, State};
 use xsplice_loader::image::ImageTarget;
 use xsplice_loader::LoadOptions;
 
@@ -113,8 +113,8 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
 /// Unloads every payload that is loaded but not applied (those `--replace`
 /// reverted): an offline image gets their arena bytes back, so the ledger
 /// accounts for every byte the output differs in.
-pub(crate) fn release_reverted<T: Target>(
-    engine: &mut Engine<T>,
+pub(crate) fn release_reverted(
+    engine: &mut Engine<ImageTarget>,
     image: &Path,
 ) -> Result<(), CliError> {
     let idle: Vec<_> = engine

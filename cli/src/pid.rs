@@ -69,7 +69,7 @@ mod imp {
 mod imp {
     use super::*;
 
-    use xsplice_loader::engine::{Engine, EngineError, Target as _};
+    use xsplice_loader::engine::{Engine, EngineError, PayloadId, State, Target as _};
     use xsplice_loader::ptrace::{PcPolicy, PtraceError, PtraceOptions, PtraceTarget};
     use xsplice_loader::{LoadError, TargetError};
 
@@ -238,6 +238,26 @@ mod imp {
             .collect()
     }
 
+    /// Unloads payload `id` (not applied) from the process: its unload
+    /// hooks run and its regions are unmapped, except one a thread may still
+    /// return into, which stays mapped with a warning.
+    fn release(
+        engine: &mut Engine<PtraceTarget>,
+        id: PayloadId,
+        out: &mut Output,
+    ) -> Result<(), CliError> {
+        let pid = engine.target().pid();
+        let name = engine.name(id).unwrap_or_default().to_string();
+        match engine.unload(id) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(inner(&e), Some(PtraceError::InUse { .. })) => {
+                out.warn(format!("{name}: {e}"));
+                Ok(())
+            }
+            Err(e) => Err(engine_err(pid, None, None, &e)),
+        }
+    }
+
     /// The last rendezvous that wrote code, and the totals of this run, for
     /// the output.
     fn pause_line(engine: &Engine<PtraceTarget>) -> Option<String> {
@@ -306,7 +326,13 @@ mod imp {
             }
         }
         // What `--replace` reverted leaves the process too.
-        crate::apply::release_reverted(&mut engine, Path::new(&format!("process {pid}")))?;
+        let idle: Vec<_> = engine
+            .ids()
+            .filter(|id| engine.state(*id) != Ok(State::Applied))
+            .collect();
+        for id in idle {
+            release(&mut engine, id, &mut out)?;
+        }
         if v.quiet {
             out.stdout.clear();
         }
@@ -321,9 +347,8 @@ mod imp {
             let name = engine.name(id).unwrap_or_default().to_string();
             let err = |e| engine_err(pid, None, None, &e);
             engine.revert(id).map_err(err)?;
-            // Its regions in the process go too.
-            engine.unload(id).map_err(err)?;
             out.line(format!("reverted {name} in process {pid}"));
+            release(&mut engine, id, &mut out)?;
             if let Some(l) = pause_line(&engine) {
                 out.line(l);
             }

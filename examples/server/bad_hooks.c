@@ -5,6 +5,9 @@
  *   -DHANG  a load hook that never returns: the patcher must stop the
  *           thread running it, restore that thread and refuse the payload
  *   -DFAIL  a postapply hook that returns 7: the apply must be undone
+ *   -DBLOCK the replacement calls the server's server_pause() (2 s): a
+ *           thread inside that call has a return address into the
+ *           payload's code, which must stay mapped after a revert
  *
  * Build: gcc -O2 -fpie -fno-stack-protector -DHANG -c bad_hooks.c -o hang.o
  */
@@ -12,8 +15,13 @@
 
 extern long vat_percent;
 
+extern void server_pause(void);
+
 __attribute__((noinline)) long bad_with_vat(long cents)
 {
+#ifdef BLOCK
+	server_pause();
+#endif
 	return cents + cents * vat_percent / 100;
 }
 

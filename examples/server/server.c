@@ -64,6 +64,15 @@ static void count(long v)
 	atomic_store_explicit(&last, v, memory_order_relaxed);
 }
 
+/* Sleeps two seconds: a payload that calls it keeps the calling thread
+ * inside a call made by the payload's code (bad_hooks.c -DBLOCK). */
+__attribute__((noipa)) void server_pause(void)
+{
+	struct timespec ts = { 2, 0 };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
 /* BUG: charges 10% VAT instead of vat_percent. */
 __attribute__((noipa)) long with_vat(long cents)
 {

@@ -406,3 +406,46 @@ fn a_second_patcher_waits_then_is_refused() {
     drop(first);
     assert!(PtraceTarget::attach(server.pid, PtraceOptions::default()).is_ok());
 }
+
+#[test]
+fn code_a_thread_will_return_into_stays_mapped() {
+    let Some(b) = built("in_use") else {
+        return;
+    };
+    let block = std::fs::read(b.payload("bad_hooks.c", &["BLOCK"], "block.o").unwrap()).unwrap();
+    let mut server = Server::start(&b.server, 2, 50);
+    let Some(target) = attach(&server) else {
+        return;
+    };
+    let site = target.lookup("with_vat").unwrap().addr;
+    let original = read_code(&target, site);
+    let mut engine = Engine::new(target, LoadOptions::default());
+    let id = engine.load("block.o", &block).unwrap();
+    let text = engine.payload(id).unwrap().regions.first().unwrap().addr;
+    // The workers enter the replacement and sleep 2 s in server_pause(),
+    // called from it: their stacks hold return addresses into it.
+    engine.apply(id).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    engine.revert(id).unwrap();
+    assert_eq!(read_code(engine.target(), site), original);
+    let err = engine.unload(id).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Target(TargetError::Ptrace(PtraceError::InUse { .. }))
+        ),
+        "{err}"
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.pid)).unwrap();
+    assert!(
+        maps.lines()
+            .any(|l| l.starts_with(&format!("{:x}-", text.0))),
+        "the payload's text is still mapped at {text}"
+    );
+    // The workers wake up, return through the payload's code, and call
+    // the restored function from then on.
+    std::thread::sleep(Duration::from_millis(2000));
+    let t = server.settled();
+    assert_eq!((t.vat, t.new), (1100, 0), "{t:?}");
+    assert!(t.old > 0 && server.alive());
+}

@@ -46,9 +46,10 @@
 //!   returns into the old code, which is left intact (the jump only
 //!   replaces its first bytes).
 //! * **Unmapping** a region waits the same way until no thread's PC is
-//!   inside it. A return address into it deeper in a stack is not seen:
-//!   unloading a reverted payload while a thread is inside a call made by
-//!   its code would crash that thread when the call returns.
+//!   inside it and no word of any thread's stack (from its stack pointer
+//!   up, conservatively: any value) points into it, then refuses with
+//!   [`PtraceError::InUse`]: a thread blocked in a call made by a
+//!   reverted payload's code keeps that code mapped.
 //! * **Detach** leaves every thread as it was: registers are never changed
 //!   by the rendezvous (and restored exactly after an injection), a thread
 //!   that stopped on its way to a signal gets that signal back with
@@ -103,6 +104,9 @@ const REACH: u64 = 1 << 30;
 /// The lowest address regions are placed at (Linux's default
 /// `vm.mmap_min_addr`).
 const MIN_ADDR: u64 = 0x10000;
+/// How much of a thread's stack `unmap` scans for words pointing into the
+/// region it would unmap.
+const STACK_SCAN: u64 = 8 << 20;
 /// How long `attach` waits for another patcher of the same executable.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Largest executable read from `/proc/PID/exe`.
@@ -220,6 +224,15 @@ pub enum PtraceError {
         site: u64,
         /// Attempts made.
         attempts: u32,
+    },
+    /// A region stays mapped: a thread may still return into it (a word on
+    /// its stack points there), on every retry.
+    #[error("thread {tid} may still return into the payload region at {addr:#x} (its stack points there): the region stays mapped")]
+    InUse {
+        /// The thread.
+        tid: i32,
+        /// The region.
+        addr: u64,
     },
     /// Reading or writing a thread's registers failed.
     #[error("registers of thread {tid}: {}", os(.errno))]
@@ -531,6 +544,46 @@ impl PtraceTarget {
                 .find(|s| interior(&s.bytes, pc) || (strict && s.retired.contains(&pc)))
                 .map(|s| (t.tid, pc, s.bytes.start))
         })
+    }
+
+    /// The first stopped thread with a word on its stack, from `rsp` to the
+    /// end of the mapping holding it (at most [`STACK_SCAN`] bytes), that
+    /// points into `region`, and that word: a return address into the
+    /// region would be one. Conservative: any such value counts.
+    fn stack_refers(
+        &self,
+        stopped: &Stopped,
+        region: core::ops::Range<u64>,
+    ) -> Result<Option<(i32, u64)>, PtraceError> {
+        let lines =
+            sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?;
+        let mut buf = std::vec![0u8; 64 << 10];
+        for t in &stopped.threads {
+            let sp = t.regs.rsp & !7;
+            let Some(stack) = lines.iter().find(|l| l.start <= sp && sp < l.end) else {
+                continue;
+            };
+            let end = stack.end.min(sp.saturating_add(STACK_SCAN));
+            let mut at = sp;
+            while at < end {
+                let n = usize::try_from(end - at)
+                    .unwrap_or(buf.len())
+                    .min(buf.len());
+                let chunk = buf.get_mut(..n).unwrap_or(&mut []);
+                if self.mem.read(at, chunk).is_err() {
+                    break;
+                }
+                let hit = chunk
+                    .chunks_exact(8)
+                    .filter_map(|w| <[u8; 8]>::try_from(w).ok().map(u64::from_ne_bytes))
+                    .find(|w| region.contains(w));
+                if let Some(word) = hit {
+                    return Ok(Some((t.tid, word)));
+                }
+                at = at.saturating_add(n as u64);
+            }
+        }
+        Ok(None)
     }
 
     /// Runs injected system calls with every thread stopped.
@@ -897,16 +950,25 @@ impl Target for PtraceTarget {
                 .map(|l| l.end - l.start)
                 .ok_or(TargetError::BadAddress(region.addr))?,
         };
-        // Never under a thread executing there (its top frame; a return
-        // address deeper in a stack is not looked at).
+        // Never under a thread executing there, nor while a word of a
+        // thread's stack points into it (a return address, conservatively).
         self.retrying(|t, stopped| {
             let span = usize::try_from(len).unwrap_or(usize::MAX);
             if let Some((tid, pc, _)) = stopped.pc_inside(&[(addr, span)]) {
                 return Ok(Attempt::InTheWay((tid, pc, addr)));
             }
+            if let Some((tid, word)) = t.stack_refers(stopped, addr..addr.saturating_add(len))? {
+                return Ok(Attempt::InTheWay((tid, word, addr)));
+            }
             let args = [addr, len, 0, 0, 0, 0];
             t.syscall(stopped, "munmap", libc::SYS_munmap, args)?;
             Ok(Attempt::Done(()))
+        })
+        .map_err(|e| match e {
+            TargetError::Ptrace(PtraceError::Busy { tid, .. }) => {
+                PtraceError::InUse { tid, addr }.into()
+            }
+            e => e,
         })?;
         if let Some(i) = known {
             self.maps.remove(i);
