@@ -51,6 +51,31 @@ fn attach(server: &Server) -> Option<PtraceTarget> {
     }
 }
 
+/// The example built as `name`, its server running with `threads`
+/// workers, an engine on it, and `with_vat`'s address and first bytes.
+struct Rig {
+    b: Built,
+    server: Server,
+    engine: Engine<PtraceTarget>,
+    site: Addr,
+    original: [u8; 16],
+}
+
+fn rig(name: &str, threads: u32) -> Option<Rig> {
+    let b = built(name)?;
+    let server = Server::start(&b.server, threads, 50);
+    let target = attach(&server)?;
+    let site = target.lookup("with_vat").unwrap().addr;
+    let original = read_code(&target, site);
+    Some(Rig {
+        b,
+        server,
+        engine: Engine::new(target, LoadOptions::default()),
+        site,
+        original,
+    })
+}
+
 fn read_code(t: &PtraceTarget, addr: Addr) -> [u8; 16] {
     let mut b = [0u8; 16];
     t.read(addr, &mut b).unwrap();
@@ -307,18 +332,18 @@ fn a_thread_that_does_not_stop_in_time_fails_the_action_and_is_released() {
 
 #[test]
 fn hooks_that_fail_or_hang_leave_the_process_as_it_was() {
-    let Some(b) = built("bad_hooks") else {
+    let Some(r) = rig("bad_hooks", 2) else {
         return;
     };
+    let Rig {
+        b,
+        mut server,
+        mut engine,
+        site,
+        original,
+    } = r;
     let fail = std::fs::read(b.payload("bad_hooks.c", &["FAIL"], "fail.o").unwrap()).unwrap();
     let hang = std::fs::read(b.payload("bad_hooks.c", &["HANG"], "hang.o").unwrap()).unwrap();
-    let mut server = Server::start(&b.server, 2, 50);
-    let Some(target) = attach(&server) else {
-        return;
-    };
-    let site = target.lookup("with_vat").unwrap().addr;
-    let original = read_code(&target, site);
-    let mut engine = Engine::new(target, LoadOptions::default());
 
     // A postapply hook returning 7: the apply is undone.
     let id = engine.load("fail.o", &fail).unwrap();
@@ -409,17 +434,17 @@ fn a_second_patcher_waits_then_is_refused() {
 
 #[test]
 fn code_a_thread_will_return_into_stays_mapped() {
-    let Some(b) = built("in_use") else {
+    let Some(Rig {
+        b,
+        mut server,
+        mut engine,
+        site,
+        original,
+    }) = rig("in_use", 2)
+    else {
         return;
     };
     let block = std::fs::read(b.payload("bad_hooks.c", &["BLOCK"], "block.o").unwrap()).unwrap();
-    let mut server = Server::start(&b.server, 2, 50);
-    let Some(target) = attach(&server) else {
-        return;
-    };
-    let site = target.lookup("with_vat").unwrap().addr;
-    let original = read_code(&target, site);
-    let mut engine = Engine::new(target, LoadOptions::default());
     let id = engine.load("block.o", &block).unwrap();
     let text = engine.payload(id).unwrap().regions.first().unwrap().addr;
     // The workers enter the replacement and sleep 2 s in server_pause(),
