@@ -19,7 +19,7 @@
 //!   jumps, `lea`, relaxed GOT loads), which is what gcc emits by default;
 //!   a payload whose code or data needs an absolute address is refused for
 //!   such an image, since nothing would fix it up at run time.
-//! * What was applied is kept in a [ledger](crate::ledger) appended after
+//! * What was applied is kept in a ledger ([`crate::ledger`]) appended after
 //!   the image's ELF bytes (a trailer ending in a 16-byte footer; the
 //!   kernel and ELF readers ignore bytes no header points to), so a later
 //!   run continues the stack: arenas continue after the space in use,
