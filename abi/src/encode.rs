@@ -11,6 +11,7 @@ use crate::view::PatchFunc;
 
 /// A record encoded in one version, ready to be written out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncodedRecord {
     /// A v1 record.
     V1(RecordV1),

@@ -26,6 +26,7 @@ use crate::version::{FormatVersion, RecordVersion};
 
 /// The type of a field as the C header and the schemas spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldType {
     /// `uint8_t`.
     U8,
@@ -55,6 +56,16 @@ impl FieldType {
             FieldType::U32 => "uint32_t",
             FieldType::Rel32 => "int32_t",
             FieldType::U64 | FieldType::Pointer => "uint64_t",
+        }
+    }
+
+    /// The natural alignment of the C type (LP64).
+    pub const fn c_align(self) -> usize {
+        match self {
+            FieldType::U8 | FieldType::Bytes | FieldType::Reserved => 1,
+            FieldType::U16 => 2,
+            FieldType::U32 | FieldType::Rel32 => 4,
+            FieldType::U64 | FieldType::Pointer => 8,
         }
     }
 

@@ -5,7 +5,7 @@
 //! offline image's ELF bytes, in a live process's memory) so that stacking,
 //! revert and listing work across separate runs of a patcher. Its wire
 //! structs are [`crate::raw::LedgerHeader`] and friends; its layouts are in
-//! [`crate::layout::ledger`]; the encoder and decoder live in the loader,
+//! [`crate::layout::all`] (after the payload layouts); the encoder and decoder live in the loader,
 //! which needs `alloc`. The same evolution rules as records apply: a header
 //! or entry whose size tag is larger than the layout known here is read
 //! when the unknown tail is zero; a new ledger version is a new major.

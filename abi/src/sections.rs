@@ -33,6 +33,7 @@ pub const ARENA_DATA: &str = ".xsplice.arena.data";
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub enum HookPoint {
     /// After the payload is loaded.
     Load,

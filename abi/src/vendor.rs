@@ -70,6 +70,7 @@ impl fmt::Display for VendorId {
 
 /// What a vendor entry applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VendorTarget {
     /// One record of `.xsplice.funcs`.
     Record(RecordIndex),

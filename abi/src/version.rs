@@ -10,6 +10,7 @@ use core::fmt;
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "serde", serde(into = "u16", try_from = "u16"))]
+#[non_exhaustive]
 pub enum RecordVersion {
     /// The seed's untagged 64-byte record.
     V1,

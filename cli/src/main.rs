@@ -34,6 +34,7 @@ mod keys;
 mod limits;
 mod list;
 mod load;
+mod pid;
 mod report;
 mod revert;
 mod sign;
@@ -78,11 +79,11 @@ enum Command {
     Inspect(InspectArgs),
     /// Load a payload fully (and with --image, check it would apply) without writing anything.
     Check(CheckArgs),
-    /// Apply payloads to an executable image offline and write the patched image.
+    /// Apply payloads to an executable image offline and write the patched image, or to a running process (--pid).
     Apply(ApplyArgs),
-    /// Revert the top payload (or all) of a patched image and write the result.
+    /// Revert the top payload (or all) of a patched image and write the result, or of a running process (--pid).
     Revert(RevertArgs),
-    /// List what is applied to a patched image: the stack, each payload's sites, arena use.
+    /// List what is applied to a patched image or a running process (--pid): the stack, each payload's sites.
     List(ListArgs),
     /// Build a payload of any record version from an object file of replacement functions.
     Build(build::BuildArgs),
@@ -136,20 +137,41 @@ struct CheckArgs {
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
+    /// Check against the running process PID instead: the payload is loaded into it (load hooks run) and unloaded again; its code is not changed.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "json"])]
+    pid: Option<i32>,
+    #[command(flatten)]
+    stop: pid::StopArgs,
     /// Print the verdict as JSON (documented in cli/JSON.md).
     #[arg(long)]
     json: bool,
 }
 
+/// Where `apply` and `revert` work: an image written anew to OUT, or a
+/// running process.
+#[derive(Debug, Args)]
+struct Place {
+    /// The executable image (prepared for offline patching: `.xsplice.arena.*` sections, a .symtab).
+    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
+    image: Option<PathBuf>,
+    /// Where to write the resulting image (mode 0755).
+    #[arg(short, long, value_name = "OUT", required_unless_present = "pid")]
+    output: Option<PathBuf>,
+    /// The running process PID instead of an image (through ptrace; Linux x86-64).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["image", "output", "force"])]
+    pid: Option<i32>,
+    /// With --pid: also wait while a thread runs anywhere in the code taken out of service (the old function on apply, the replacement on revert), not only in the bytes written.
+    #[arg(long, requires = "pid")]
+    strict: bool,
+    #[command(flatten)]
+    stop: pid::StopArgs,
+}
+
 /// `xsplice apply`.
 #[derive(Debug, Args)]
 struct ApplyArgs {
-    /// The executable image to patch (with `.xsplice.arena.*` sections and a .symtab).
-    #[arg(long, value_name = "IMAGE")]
-    image: PathBuf,
-    /// Where to write the patched image (mode 0755).
-    #[arg(short, long, value_name = "OUT")]
-    output: PathBuf,
+    #[command(flatten)]
+    place: Place,
     /// Payloads, applied as a stack in this order.
     #[arg(required = true, value_name = "PAYLOAD")]
     payloads: Vec<PathBuf>,
@@ -174,12 +196,8 @@ struct ApplyArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").args(["name", "all"])))]
 struct RevertArgs {
-    /// The patched image.
-    #[arg(long, value_name = "IMAGE")]
-    image: PathBuf,
-    /// Where to write the result (mode 0755).
-    #[arg(short, long, value_name = "OUT")]
-    output: PathBuf,
+    #[command(flatten)]
+    place: Place,
     /// The payload to revert, by the name `list` shows or its file name; it must be the top. Default: the top.
     #[arg(value_name = "NAME")]
     name: Option<String>,
@@ -195,8 +213,11 @@ struct RevertArgs {
 #[derive(Debug, Args)]
 struct ListArgs {
     /// The (patched) image.
-    #[arg(long, value_name = "IMAGE")]
-    image: PathBuf,
+    #[arg(long, value_name = "IMAGE", required_unless_present = "pid")]
+    image: Option<PathBuf>,
+    /// List what is applied to the running process PID instead (through ptrace).
+    #[arg(long, value_name = "PID", conflicts_with = "image")]
+    pid: Option<i32>,
     /// Print JSON (documented in cli/JSON.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -299,39 +320,86 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             &a.limits.apply(a.trust.load_options()?),
             v,
         ),
-        Command::Check(a) => check::run(
-            &a.payload,
-            a.image.as_deref(),
-            a.json,
-            &a.limits.apply(a.trust.load_options()?),
-            v,
-        ),
-        Command::Apply(a) => apply::run(
-            &apply::Request {
-                image: &a.image,
-                output: &a.output,
-                payloads: &a.payloads,
-                replace: a.replace,
-                force: a.force,
-                opts: a.limits.apply(a.trust.load_options()?),
-                cpu: &a.cpu,
-            },
-            v,
-        ),
+        Command::Check(a) => match a.pid {
+            Some(pid) => pid::check(
+                &pid::Request {
+                    pid,
+                    strict: false,
+                    stop: a.stop,
+                    opts: a.limits.apply(a.trust.load_options()?),
+                },
+                &a.payload,
+                v,
+            ),
+            None => check::run(
+                &a.payload,
+                a.image.as_deref(),
+                a.json,
+                &a.limits.apply(a.trust.load_options()?),
+                v,
+            ),
+        },
+        Command::Apply(a) => match (a.place.pid, &a.place.image, &a.place.output) {
+            (Some(pid), _, _) => pid::apply(
+                &pid::Request {
+                    pid,
+                    strict: a.place.strict,
+                    stop: a.place.stop,
+                    opts: a.limits.apply(a.trust.load_options()?),
+                },
+                &a.payloads,
+                a.replace,
+                v,
+            ),
+            (None, Some(image), Some(output)) => apply::run(
+                &apply::Request {
+                    image,
+                    output,
+                    payloads: &a.payloads,
+                    replace: a.replace,
+                    force: a.force,
+                    opts: a.limits.apply(a.trust.load_options()?),
+                    cpu: &a.cpu,
+                },
+                v,
+            ),
+            _ => Err(CliError::new(
+                "apply needs --image IMAGE -o OUT, or --pid PID",
+            )),
+        },
         Command::Revert(a) => {
             let which = match (&a.name, a.all) {
                 (_, true) => revert::Which::All,
                 (Some(n), false) => revert::Which::Named(n),
                 (None, false) => revert::Which::Top,
             };
-            revert::run(&a.image, &a.output, &which, a.force).map(|mut o| {
+            let done = match (a.place.pid, &a.place.image, &a.place.output) {
+                (Some(pid), _, _) => pid::revert(
+                    &pid::Request {
+                        pid,
+                        strict: a.place.strict,
+                        stop: a.place.stop,
+                        opts: xsplice_loader::LoadOptions::default(),
+                    },
+                    &which,
+                ),
+                (None, Some(image), Some(output)) => revert::run(image, output, &which, a.force),
+                _ => Err(CliError::new(
+                    "revert needs --image IMAGE -o OUT, or --pid PID",
+                )),
+            };
+            done.map(|mut o| {
                 if v.quiet {
                     o.stdout.clear();
                 }
                 o
             })
         }
-        Command::List(a) => list::image(&a.image, a.json, v),
+        Command::List(a) => match (a.pid, &a.image) {
+            (Some(pid), _) => pid::list(pid, a.json, v),
+            (None, Some(image)) => list::image(image, a.json, v),
+            (None, None) => Err(CliError::new("list needs --image IMAGE or --pid PID")),
+        },
         Command::Build(a) => build::run(a, v),
         Command::Upgrade(a) => {
             upgrade::run(&a.payload, a.to, &a.output, a.force, a.sign.as_deref(), v)

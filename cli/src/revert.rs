@@ -8,8 +8,7 @@
 
 use std::path::Path;
 
-use xsplice_loader::engine::{Engine, PayloadId};
-use xsplice_loader::image::ImageTarget;
+use xsplice_loader::engine::{Engine, PayloadId, Target};
 
 use crate::apply::{release_reverted, write_image};
 use crate::error::{engine_error, CliError};
@@ -33,13 +32,15 @@ fn names(recorded: &str, name: &str) -> bool {
         || Path::new(recorded).file_name() == Path::new(name).file_name()
 }
 
-fn pick(engine: &Engine<ImageTarget>, which: &Which<'_>) -> Result<Vec<PayloadId>, CliError> {
+/// The payloads `which` names, in the order to revert them.
+pub(crate) fn pick<T: Target>(
+    engine: &Engine<T>,
+    which: &Which<'_>,
+) -> Result<Vec<PayloadId>, CliError> {
     let stack = engine.applied();
     let Some(&top) = stack.last() else {
-        return Err(
-            CliError::new("nothing is applied to this image".to_string())
-                .hint("`xsplice list --image IMAGE` shows what is applied"),
-        );
+        return Err(CliError::new("nothing is applied".to_string())
+            .hint("`xsplice list` shows what is applied"));
     };
     let name_of = |id: PayloadId| engine.name(id).unwrap_or_default().to_string();
     match which {
@@ -56,7 +57,7 @@ fn pick(engine: &Engine<ImageTarget>, which: &Which<'_>) -> Result<Vec<PayloadId
                 ))
                 .hint("only the top of the stack can be reverted: revert the payloads above it first, or use --all")),
                 None => Err(CliError::new(format!("no applied payload is called `{name}`"))
-                    .hint("`xsplice list --image IMAGE` shows what is applied")),
+                    .hint("`xsplice list` shows what is applied")),
             }
         }
     }

@@ -15,15 +15,19 @@
 //! - `engine`: `Engine::apply` + `revert` on an in-memory target, against
 //!   `apply` alone and the stop-the-world section of `apply` alone.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::bench_payload::{many, ENDBR64};
+use common::Bump;
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use goblin::elf::Elf;
 use xsplice_abi::RecordVersion;
 use xsplice_loader::engine::{CodeWriter, Engine, HookOutcome, Site, Target};
-use xsplice_loader::write::{OldTarget, Patch, PayloadBuilder};
 use xsplice_loader::{
     load, Addr, Allocator, Arch, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource,
     TargetError,
@@ -34,7 +38,6 @@ const COUNTS: [usize; 3] = [1, 64, 1024];
 /// Record counts of the `engine` group.
 const ENGINE_COUNTS: [usize; 2] = [1, 64];
 
-const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 /// Where the patched functions live in the target, 0x40 bytes apart.
 const CODE_BASE: u64 = 0x40_0000;
 const FUNC_SPACING: u64 = 0x40;
@@ -45,33 +48,6 @@ const REGION_BASE: u64 = 0x5000_0000;
 
 fn version_name(v: RecordVersion) -> String {
     format!("v{}", v.number())
-}
-
-/// The name of the `i`-th patched function.
-fn func_name(i: usize) -> String {
-    format!("xsplice_bench_{i:04}")
-}
-
-/// A payload of `version` with `n` records (the mix of the writer tests).
-fn many(input: &[u8], version: RecordVersion, n: usize) -> Vec<u8> {
-    let mut b = PayloadBuilder::from_object(input).expect("build_input.obj");
-    b.version(version);
-    for i in 0..n {
-        let old = OldTarget::Name(func_name(i));
-        let patch = if version >= RecordVersion::V2 && i % 10 == 9 {
-            Patch::nop(old, 3, 16)
-        } else if version == RecordVersion::V3 && i % 7 == 6 {
-            Patch {
-                patch_offset: 4,
-                expect: Some(ENDBR64.to_vec()),
-                ..Patch::replace(old, "xsplice_new_scale", 16)
-            }
-        } else {
-            Patch::replace(old, "xsplice_new_answer", 16)
-        };
-        b.patch(patch);
-    }
-    b.build().expect("payload")
 }
 
 /// The raw (unrelocated) `.xsplice.funcs` bytes and `sh_entsize`.
@@ -113,26 +89,6 @@ impl SymbolSource for Fixed {
     }
     fn lookup_local(&self, name: &str, _pos: u32) -> Option<Symbol> {
         self.lookup(name)
-    }
-}
-
-/// A bump allocator from `REGION_BASE`, page-aligned.
-struct Bump {
-    next: u64,
-}
-
-impl Default for Bump {
-    fn default() -> Self {
-        Bump { next: REGION_BASE }
-    }
-}
-
-impl Allocator for Bump {
-    fn allocate(&mut self, _kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
-        let a = align.max(4096);
-        let start = self.next.div_ceil(a) * a;
-        self.next = start + size;
-        Ok(Addr(start))
     }
 }
 

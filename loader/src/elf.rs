@@ -78,11 +78,8 @@ impl<'a> PayloadElf<'a> {
         if h.e_type != header::ET_REL {
             return Err(header_err(HeaderProblem::NotRelocatable(h.e_type)));
         }
-        let arch = match h.e_machine {
-            header::EM_X86_64 => Arch::X86_64,
-            header::EM_AARCH64 => Arch::Aarch64,
-            m => return Err(header_err(HeaderProblem::Machine(m))),
-        };
+        let arch = Arch::from_machine(h.e_machine)
+            .ok_or(header_err(HeaderProblem::Machine(h.e_machine)))?;
         if let Some(target) = opts.arch.filter(|t| *t != arch) {
             return Err(header_err(HeaderProblem::WrongArch {
                 payload: arch,

@@ -72,6 +72,7 @@ pub struct Site {
 
 /// What a hook call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HookOutcome {
     /// The hook ran and returned this value (0 = success).
     Returned(i32),
@@ -189,6 +190,7 @@ impl fmt::Display for PayloadId {
 
 /// A payload's life-cycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Loaded and mapped, nothing written to the target's code.
     Loaded,

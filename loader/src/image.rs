@@ -19,7 +19,7 @@
 //!   jumps, `lea`, relaxed GOT loads), which is what gcc emits by default;
 //!   a payload whose code or data needs an absolute address is refused for
 //!   such an image, since nothing would fix it up at run time.
-//! * What was applied is kept in a [ledger](crate::ledger) appended after
+//! * What was applied is kept in a ledger ([`crate::ledger`]) appended after
 //!   the image's ELF bytes (a trailer ending in a 16-byte footer; the
 //!   kernel and ELF readers ignore bytes no header points to), so a later
 //!   run continues the stack: arenas continue after the space in use,
@@ -124,11 +124,7 @@ impl ImageTarget {
         let mut bytes = bytes;
         bytes.truncate(elf_len);
         let elf = Elf::parse(&bytes).map_err(|e| ImageError::Parse(e.to_string()))?;
-        let arch = match elf.header.e_machine {
-            goblin::elf::header::EM_X86_64 => Arch::X86_64,
-            goblin::elf::header::EM_AARCH64 => Arch::Aarch64,
-            _ => return Err(ImageError::Kind),
-        };
+        let arch = Arch::from_machine(elf.header.e_machine).ok_or(ImageError::Kind)?;
         let exec_or_dyn = matches!(
             elf.header.e_type,
             goblin::elf::header::ET_EXEC | goblin::elf::header::ET_DYN
@@ -321,10 +317,11 @@ impl Allocator for ImageTarget {
                 RegionKind::Data => sections::ARENA_DATA,
                 _ => sections::ARENA_TEXT,
             };
-            return Err(TargetError::Other(std::format!(
-                "the image has no `{name}` section for the payload's {} ({size} bytes)",
-                kind.name()
-            )));
+            return Err(TargetError::ArenaMissing {
+                section: name,
+                kind,
+                size,
+            });
         };
         let a = align.max(1);
         let start = arena
@@ -338,12 +335,13 @@ impl Allocator for ImageTarget {
                 arena.used = end - arena.addr;
                 Ok(Addr(start))
             }
-            _ => Err(TargetError::Other(std::format!(
-                "`{}` is full: {} of {} bytes used, {size} more needed (aligned to {a})",
-                arena.name,
-                arena.used,
-                arena.size
-            ))),
+            _ => Err(TargetError::ArenaFull {
+                section: arena.name,
+                used: arena.used,
+                capacity: arena.size,
+                size,
+                align: a,
+            }),
         }
     }
 }

@@ -67,10 +67,14 @@ mod payload;
 mod reloc;
 pub mod signature;
 
+#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+mod exe;
 #[cfg(feature = "std")]
 pub mod image;
 #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
 pub mod process;
+#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+pub mod ptrace;
 #[cfg(feature = "std")]
 mod symtab;
 #[cfg(feature = "write")]
@@ -93,6 +97,7 @@ pub use xsplice_abi::Addr;
 
 /// The machine a payload is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Arch {
     /// x86-64: patches are a 5-byte `jmp rel32` (±2 GiB).
     X86_64,
@@ -101,6 +106,23 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The architecture of an ELF `e_machine`, if the format supports it:
+    /// the one mapping the reader, the image target and the writer use.
+    ///
+    /// ```
+    /// use xsplice_loader::Arch;
+    /// assert_eq!(Arch::from_machine(62), Some(Arch::X86_64));
+    /// assert_eq!(Arch::from_machine(183), Some(Arch::Aarch64));
+    /// assert_eq!(Arch::from_machine(40), None); // EM_ARM
+    /// ```
+    pub const fn from_machine(e_machine: u16) -> Option<Arch> {
+        match e_machine {
+            goblin::elf::header::EM_X86_64 => Some(Arch::X86_64),
+            goblin::elf::header::EM_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
     /// Bytes written at a patch site to redirect it.
     pub const fn patch_size(self) -> usize {
         match self {
@@ -196,6 +218,30 @@ pub enum TargetError {
     /// A target-specific failure.
     #[error("{0}")]
     Other(alloc::string::String),
+    /// An offline image has no arena section for a region of this kind.
+    #[error("the image has no `{section}` section for the payload's {} ({size} bytes)", .kind.name())]
+    ArenaMissing {
+        /// The arena section it needs.
+        section: &'static str,
+        /// The region kind.
+        kind: RegionKind,
+        /// The region's size.
+        size: u64,
+    },
+    /// An arena of an offline image has no room left for a region.
+    #[error("`{section}` is full: {used} of {capacity} bytes used, {size} more needed (aligned to {align})")]
+    ArenaFull {
+        /// The arena section.
+        section: &'static str,
+        /// Bytes in use.
+        used: u64,
+        /// The arena's size.
+        capacity: u64,
+        /// The region's size.
+        size: u64,
+        /// The region's alignment.
+        align: u64,
+    },
     /// A thread did not reach the stop-the-world rendezvous in time (it
     /// blocks the signal, or never gets a CPU): nothing was written.
     #[error("thread {tid} did not stop within {timeout:?}: nothing written")]
@@ -241,6 +287,10 @@ pub enum TargetError {
         /// The signal number.
         signal: i32,
     },
+    /// A failure of the ptrace target (another process).
+    #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+    #[error(transparent)]
+    Ptrace(#[from] ptrace::PtraceError),
 }
 
 /// Limits and knowledge the loader applies to untrusted payloads.

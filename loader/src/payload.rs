@@ -684,6 +684,9 @@ fn read_vendor(
                 Some(r)
             }
             VendorTarget::Payload => None,
+            // A later kind of target this loader does not know: the entry
+            // is kept for the whole payload (its data is still reported).
+            _ => None,
         };
         let known = opts.known_vendor_entries.contains(&(e.vendor.0, e.kind));
         if !known {

@@ -414,11 +414,8 @@ fn read_object(bytes: &[u8]) -> Result<(Builder<'_>, Arch), WriteError> {
     if !b.segments.is_empty() {
         return Err(WriteError::Input("has program headers"));
     }
-    let arch = match b.header.e_machine {
-        elf::EM_X86_64 => Arch::X86_64,
-        elf::EM_AARCH64 => Arch::Aarch64,
-        _ => return Err(WriteError::Input("machine is neither x86-64 nor AArch64")),
-    };
+    let arch = Arch::from_machine(b.header.e_machine)
+        .ok_or(WriteError::Input("machine is neither x86-64 nor AArch64"))?;
     Ok((b, arch))
 }
 

@@ -388,7 +388,7 @@ fn input_symbol(bytes: &[u8], name: &str) -> (u64, u64) {
     (s.st_value, s.st_size)
 }
 
-const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
+use common::bench_payload::ENDBR64;
 
 /// The patches of the builder test for `version`: what each version can hold.
 fn demo_patches(version: RecordVersion) -> Vec<Patch> {
@@ -865,33 +865,11 @@ fn build_from_an_aarch64_object() {
     }
 }
 
-/// A payload of `version` with `n` records, for the loader's benches.
-fn many(version: RecordVersion, n: usize) -> Vec<u8> {
-    let mut b = PayloadBuilder::from_object(&fixture(INPUT)).unwrap();
-    b.version(version);
-    for i in 0..n {
-        let old = OldTarget::Name(format!("xsplice_bench_{i:03}"));
-        let patch = if version >= RecordVersion::V2 && i % 10 == 9 {
-            Patch::nop(old, 3, 16)
-        } else if version == RecordVersion::V3 && i % 7 == 6 {
-            Patch {
-                patch_offset: 4,
-                expect: Some(ENDBR64.to_vec()),
-                ..Patch::replace(old, "xsplice_new_scale", 16)
-            }
-        } else {
-            Patch::replace(old, "xsplice_new_answer", 16)
-        };
-        b.patch(patch);
-    }
-    b.build().unwrap()
-}
-
 fn bench_table(n: usize) -> Table {
     let mut t = Table::demo();
     for i in 0..n {
         t.globals.insert(
-            format!("xsplice_bench_{i:03}"),
+            common::bench_payload::func_name(i),
             Symbol {
                 addr: Addr(0x60_0000 + 0x40 * i as u64),
                 size: 0x40,
@@ -906,12 +884,12 @@ fn two_hundred_records_of_every_version_load() {
     const N: usize = 200;
     let table = bench_table(N);
     for version in RecordVersion::ALL {
-        let out = many(version, N);
+        let out = common::bench_payload::many(&fixture(INPUT), version, N);
         let p = load_with(&out, &table, &LoadOptions::default()).unwrap();
         assert_eq!(p.records.len(), N);
         assert_eq!(p.record_version, version);
         for (i, r) in p.records.iter().enumerate() {
-            let name = format!("xsplice_bench_{i:03}");
+            let name = common::bench_payload::func_name(i);
             assert_eq!(r.name, name);
             assert_eq!(r.old_addr.0, table.addr(&name));
         }
@@ -926,7 +904,7 @@ fn two_hundred_records_of_every_version_load() {
         );
     }
     // And they rewrite: v1 (no features) into every version and back.
-    let v1 = many(RecordVersion::V1, N);
+    let v1 = common::bench_payload::many(&fixture(INPUT), RecordVersion::V1, N);
     let orig = load_with(&v1, &table, &LoadOptions::default()).unwrap();
     for to in RecordVersion::ALL {
         let out = rewrite_version(&v1, to).unwrap();

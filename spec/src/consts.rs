@@ -135,5 +135,6 @@ fn hook_summary(hook: xsplice_abi::sections::HookPoint) -> &'static str {
         H::Revert => "hooks run after the original bytes are restored",
         H::PostRevert => "hooks run after revert completes",
         H::Unload => "hooks run before the payload is unloaded",
+        _ => "hooks of a later format version",
     }
 }

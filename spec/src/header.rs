@@ -14,12 +14,7 @@ use crate::registry::VENDOR_REGISTRY;
 
 /// The natural alignment of a field type in C (LP64).
 pub(crate) fn c_align(ty: FieldType) -> usize {
-    match ty {
-        FieldType::U8 | FieldType::Bytes | FieldType::Reserved => 1,
-        FieldType::U16 => 2,
-        FieldType::U32 | FieldType::Rel32 => 4,
-        FieldType::U64 | FieldType::Pointer => 8,
-    }
+    ty.c_align()
 }
 
 /// The alignment of a layout's C struct: the largest alignment of its fields.

@@ -48,6 +48,7 @@ fn type_cell(ty: FieldType, size: usize) -> String {
         FieldType::Rel32 => "`i32` offset from the field (relocated)".into(),
         FieldType::Bytes => format!("`u8[{size}]`"),
         FieldType::Reserved => format!("`u8[{size}]` zero"),
+        other => format!("`{}` ({size} bytes)", other.c_type()),
     }
 }
 

@@ -104,14 +104,12 @@ use core::time::Duration;
 use std::sync::Mutex;
 use std::vec::Vec;
 
-use goblin::elf::program_header as ph;
-use goblin::elf::Elf;
-
 use crate::arch_tables::{ArchTables, CpuFeatures};
 use crate::engine::{CodeWriter, HookOutcome, PayloadId, Site, Target};
+use crate::exe::{self, Executable, Mapping};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
-use crate::{notes, Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
 use xsplice_abi::arch::ArchTable;
 
 pub use rendezvous::MAX_THREADS;
@@ -190,13 +188,6 @@ pub struct RendezvousStats {
     pub last_pause: Duration,
     /// The longest such pause.
     pub max_pause: Duration,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Mapping {
-    addr: u64,
-    len: u64,
-    kind: RegionKind,
 }
 
 /// The running process as a patch target.
@@ -295,57 +286,16 @@ impl ProcessTarget {
             op: "read /proc/self/exe",
             errno: e.raw_os_error().unwrap_or(0),
         })?;
-        let elf = Elf::parse(&bytes).map_err(|_| err("/proc/self/exe is not a readable ELF"))?;
         // SAFETY: getauxval only reads the auxiliary vector the kernel gave
         // this process; AT_PHDR is always present for a dynamically loaded
         // or static ELF executable on Linux.
         let at_phdr = unsafe { libc::getauxval(libc::AT_PHDR) };
-        let phdr_vaddr = elf
-            .program_headers
-            .iter()
-            .find(|p| p.p_type == ph::PT_PHDR)
-            .map(|p| p.p_vaddr)
-            .or_else(|| {
-                elf.program_headers
-                    .iter()
-                    .find(|p| p.p_type == ph::PT_LOAD && p.p_offset == 0)
-                    .map(|p| p.p_vaddr + elf.header.e_phoff)
-            })
-            .ok_or_else(|| err("executable has no PT_PHDR nor a PT_LOAD at offset 0"))?;
-        let bias = at_phdr.wrapping_sub(phdr_vaddr);
-        let segment = |p: &ph::ProgramHeader| {
-            (
-                p.p_vaddr.wrapping_add(bias),
-                p.p_vaddr.wrapping_add(bias) + p.p_memsz,
-            )
-        };
-        let loads = || {
-            elf.program_headers
-                .iter()
-                .filter(|p| p.p_type == ph::PT_LOAD)
-        };
-        let text: Vec<_> = loads()
-            .filter(|p| p.p_flags & ph::PF_X != 0)
-            .map(segment)
-            .collect();
-        let loaded = loads().map(segment).collect();
-        if text.is_empty() {
-            return Err(err("executable has no executable segment"));
-        }
-        let build_id = elf.section_headers.iter().find_map(|s| {
-            (elf.shdr_strtab.get_at(s.sh_name) == Some(xsplice_abi::sections::BUILD_ID)).then(
-                || {
-                    let start = usize::try_from(s.sh_offset).ok()?;
-                    let data =
-                        bytes.get(start..start.checked_add(usize::try_from(s.sh_size).ok()?)?)?;
-                    notes::build_id(data).ok().map(<[u8]>::to_vec)
-                },
-            )?
-        });
-        let symbols = SymbolTable::from_elf(&elf, bias);
-        if symbols.is_empty() {
-            return Err(err("executable has no .symtab (it must not be stripped)"));
-        }
+        let Executable {
+            symbols,
+            text,
+            loaded,
+            build_id,
+        } = Executable::parse(&bytes, at_phdr).map_err(err)?;
         rendezvous::install()?;
         Ok(ProcessTarget {
             symbols,
@@ -415,11 +365,7 @@ impl ProcessTarget {
     /// the given kinds. Allocation-free: `write_code` calls it inside the
     /// critical section.
     fn in_maps(&self, kinds: &[RegionKind], addr: u64, len: u64) -> bool {
-        let end = addr.saturating_add(len);
-        self.maps
-            .iter()
-            .filter(|m| kinds.contains(&m.kind))
-            .any(|m| addr >= m.addr && end <= m.addr.saturating_add(m.len))
+        exe::in_maps(&self.maps, kinds, addr, len)
     }
 
     /// Whether `[addr, addr+len)` is code this target may rewrite.

@@ -1,6 +1,9 @@
 //! Shared helpers of the loader's integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "write")]
+pub mod bench_payload;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
