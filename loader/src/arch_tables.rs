@@ -2,9 +2,9 @@
 //! exception tables, alternatives and bug frames.
 //!
 //! Loading them is in three steps. Before any memory is asked for,
-//! [`precheck`] holds each table's section header to the rules (flags,
+//! `precheck` holds each table's section header to the rules (flags,
 //! alignment, entry size, size) and checks that the ABI note's ARCH bit and
-//! the tables go together. After relocation, [`resolve`] turns every `rel32`
+//! the tables go together. After relocation, `resolve` turns every `rel32`
 //! into an address and checks it names the payload's own memory. Last, the
 //! engine applies the alternatives for the target's CPU features
 //! ([`apply_alternatives`]) before the text is mapped, and hands exception
@@ -138,9 +138,15 @@ impl CpuFeatures {
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 fn fsrm() -> bool {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
-    // Leaf 7 exists when leaf 0 reports it; `cpuid` is on every x86-64.
-    let max = __cpuid(0).eax;
-    max >= 7 && __cpuid_count(7, 0).edx & (1 << 4) != 0
+    // The intrinsics are safe from Rust 1.87 on and unsafe before (the
+    // MSRV is 1.85), hence the block and the allow.
+    // SAFETY: `cpuid` exists on every x86-64 CPU and only reads; leaf 7 is
+    // asked for only when leaf 0 says it exists.
+    #[allow(unused_unsafe)]
+    unsafe {
+        let max = __cpuid(0).eax;
+        max >= 7 && __cpuid_count(7, 0).edx & (1 << 4) != 0
+    }
 }
 
 /// The feature numbers defined for `arch`.

@@ -607,7 +607,7 @@ impl Target for ProcessTarget {
     }
 
     /// All three tables: exception tables and bug frames through the
-    /// `SIGSEGV`/`SIGBUS`/`SIGILL` handlers of [`faults`].
+    /// `SIGSEGV`/`SIGBUS`/`SIGILL` handlers (`process/faults.rs`).
     fn honours(&self, _table: ArchTable) -> bool {
         true
     }
