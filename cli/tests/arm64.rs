@@ -1,0 +1,172 @@
+//! AArch64 code patched by xsplice, executed (issue 16): the AArch64 twin of
+//! the hypervisor example (`examples/hypervisor-arm64`) is built by
+//! `aarch64-linux-gnu-gcc` as a static, a PIE and a static-pie image, its
+//! fix as `-fno-pic`, `-fpic`, `-fPIC` and `-fpie` objects; `xsplice build`
+//! makes each a payload against each image, `xsplice apply --image` patches
+//! the image, and `qemu-aarch64-static` runs the result, which must print
+//! the fixed line. Without the cross compiler or qemu the tests skip loudly,
+//! or fail under `XSPLICE_REQUIRE_TOOLS=1` (CI).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const CC: &str = "aarch64-linux-gnu-gcc";
+const QEMU: &str = "qemu-aarch64-static";
+/// Where a dynamic PIE finds its loader and libc under qemu-user.
+const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+const BUGGY: &str = "hv: version 1, sum = 6 (expected 10), fix none: BUG";
+const FIXED: &str = "hv: version 2, sum = 10 (expected 10), fix hv-fix-arm64: OK";
+
+/// Whether the cross compiler and qemu run; otherwise a loud skip, or a
+/// failure under `XSPLICE_REQUIRE_TOOLS=1`.
+fn tools(test: &str) -> bool {
+    for tool in [CC, QEMU] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            assert!(
+                std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "{test}: `{tool}` is missing and XSPLICE_REQUIRE_TOOLS=1 (CI) forbids skipping"
+            );
+            eprintln!("SKIPPED {test}: `{tool}` is missing (apt-get install gcc-aarch64-linux-gnu qemu-user-static)");
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs the cross compiler from the example's directory (so the relative
+/// `#include`s resolve) and expects success.
+fn cc(args: &[&str], out: &Path) {
+    let dir = root().join("examples/hypervisor-arm64");
+    let o = Command::new(CC)
+        .args(["-O1", "-fno-stack-protector", "-Wl,--build-id=sha1"])
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{CC} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Runs an AArch64 executable under qemu-user: its stdout and exit status.
+fn qemu(exe: &Path) -> (String, i32) {
+    let o = Command::new(QEMU)
+        .args(["-L", SYSROOT])
+        .arg(exe)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        o.status.code().unwrap_or(-1),
+    )
+}
+
+/// The image kinds: name and link flags.
+const IMAGES: [(&str, &[&str]); 3] = [
+    ("static", &["-static", "-fno-pie", "-no-pie"]),
+    ("pie", &["-fpie", "-pie"]),
+    ("static-pie", &["-fpie", "-static-pie"]),
+];
+
+/// The payload code models.
+const FLAVOURS: [&str; 4] = ["-fno-pic", "-fpic", "-fPIC", "-fpie"];
+
+/// Builds the images and the fix objects in `d`.
+fn build(d: &Path) -> (Vec<(&'static str, PathBuf)>, Vec<(&'static str, PathBuf)>) {
+    let images: Vec<_> = IMAGES
+        .iter()
+        .map(|(kind, flags)| {
+            let out = d.join(format!("hv-{kind}"));
+            let mut args = flags.to_vec();
+            args.push("hv.c");
+            cc(&args, &out);
+            (*kind, out)
+        })
+        .collect();
+    let objects: Vec<_> = FLAVOURS
+        .iter()
+        .map(|f| {
+            let out = d.join(format!("fix{f}.o"));
+            cc(&[f, "-O2", "-c", "fix.c"], &out);
+            (*f, out)
+        })
+        .collect();
+    (images, objects)
+}
+
+/// `xsplice build` of `object` against `image`, then `xsplice apply`: the
+/// patched image's path, or the CLI's stderr.
+fn patch(d: &Path, image: &Path, object: &Path, tag: &str) -> Result<PathBuf, String> {
+    let payload = d.join(format!("payload-{tag}.o"));
+    let r = xsplice(&[
+        "build",
+        s(object),
+        "-o",
+        s(&payload),
+        "--image",
+        s(image),
+        "--depends-image",
+        "--patch",
+        "hv_sum=fix_hv_sum",
+        "--patch",
+        "hv_version=fix_hv_version",
+    ]);
+    if r.code != 0 {
+        return Err(r.stderr);
+    }
+    let out = d.join(format!("patched-{tag}"));
+    let r = xsplice(&["apply", "--image", s(image), "-o", s(&out), s(&payload)]);
+    if r.code != 0 {
+        return Err(r.stderr);
+    }
+    Ok(out)
+}
+
+/// The combinations refused today: GOT loads hold absolute addresses,
+/// which a PIE image patched offline cannot have.
+fn refused(kind: &str, flavour: &str) -> bool {
+    kind != "static" && flavour != "-fno-pic"
+}
+
+/// Every payload flavour on every image kind runs fixed under qemu.
+#[test]
+fn every_flavour_on_every_image_kind_runs_fixed_under_qemu() {
+    if !tools("every_flavour_on_every_image_kind_runs_fixed_under_qemu") {
+        return;
+    }
+    let d = tmp("arm64-matrix");
+    let (images, objects) = build(&d);
+    let mut matrix = Vec::new();
+    for (kind, image) in &images {
+        assert_eq!(qemu(image), (BUGGY.to_string(), 1), "unpatched {kind}");
+        for (flavour, object) in &objects {
+            let tag = format!("{kind}{flavour}");
+            let result = match patch(&d, image, object, &tag) {
+                Ok(out) => {
+                    let got = qemu(&out);
+                    assert_eq!(got, (FIXED.to_string(), 0), "{flavour} payload on {kind}");
+                    "runs fixed".to_string()
+                }
+                Err(e) if refused(kind, flavour) => {
+                    assert!(
+                        e.contains("position-independent"),
+                        "{flavour} on {kind}: {e}"
+                    );
+                    "refused (absolute address)".to_string()
+                }
+                Err(e) => panic!("{flavour} payload on {kind} image refused:\n{e}"),
+            };
+            matrix.push(format!("{flavour:9} x {kind:10} -> {result}"));
+        }
+    }
+    eprintln!("{}", matrix.join("\n"));
+    std::fs::remove_dir_all(&d).ok();
+}
