@@ -265,7 +265,7 @@ pub enum RelocProblem {
     FormatField,
     /// An absolute address in code or data of a payload for a target loaded
     /// at an address unknown when patching (a PIE image patched offline).
-    #[error("stores an absolute address, but the target is position-independent (rebuild the payload with -fpic/-fpie, or the image with -no-pie)")]
+    #[error("stores an absolute address, but the target is position-independent")]
     AbsoluteInPositionIndependent,
     /// The value does not fit the field.
     #[error("value {value} does not fit the signed or unsigned {bits}-bit field")]
@@ -275,6 +275,10 @@ pub enum RelocProblem {
         /// Field width.
         bits: u32,
     },
+    /// The instruction at the place is not one the relocation type applies
+    /// to (a GOT load relaxed with its ADRP must be a 64-bit `ldr`).
+    #[error("the instruction {0:#010x} at the place is not the 64-bit load this relocation type expects")]
+    Instruction(u32),
     /// The value is not aligned as the instruction needs.
     #[error("value {value:#x} is not {align}-byte aligned")]
     Misaligned {

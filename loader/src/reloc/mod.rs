@@ -28,6 +28,24 @@ pub(crate) struct Input {
     pub got: u64,
     /// Address of the symbol's GOT slot, when it has one.
     pub slot: Option<u64>,
+    /// Address of the stub reserved in the payload's text for this
+    /// relocation (AArch64 veneers and out-of-line GOT relaxations), if any.
+    pub stub: Option<u64>,
+    /// Whether the target is position-independent (absolute addresses are
+    /// refused): prefer PC-relative sequences even where they cost a stub.
+    pub pic: bool,
+}
+
+/// Size in bytes of one stub (four AArch64 instructions).
+pub(crate) const STUB_SIZE: u64 = 16;
+
+/// The result of one relocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// Whether the stored value is absolute.
+    pub value: Value,
+    /// Code to write at [`Input::stub`], when the relocation went through it.
+    pub stub: Option<[u8; STUB_SIZE as usize]>,
 }
 
 /// What the loader must prepare for a relocation type.
@@ -52,13 +70,23 @@ pub(crate) enum Value {
 }
 
 /// Applies one relocation to `section`.
-pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<Value, RelocProblem> {
+pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<Applied, RelocProblem> {
     match arch {
-        Arch::X86_64 => x86_64::apply(section, r),
-        Arch::Aarch64 => {
-            aarch64::apply(section, r)?;
-            Ok(aarch64::value(r.rtype))
-        }
+        Arch::X86_64 => Ok(Applied {
+            value: x86_64::apply(section, r)?,
+            stub: None,
+        }),
+        Arch::Aarch64 => aarch64::apply(section, r),
+    }
+}
+
+/// Whether the loader reserves a stub for a relocation: `undefined` says
+/// whether its symbol is undefined in the payload (resolved in the target,
+/// so possibly out of branch range).
+pub(crate) fn wants_stub(arch: Arch, rtype: u32, undefined: bool) -> bool {
+    match arch {
+        Arch::X86_64 => false,
+        Arch::Aarch64 => aarch64::wants_stub(rtype, undefined),
     }
 }
 

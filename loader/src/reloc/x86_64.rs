@@ -138,6 +138,8 @@ mod tests {
             p,
             got: 0x9000,
             slot: Some(0x9008),
+            stub: None,
+            pic: false,
         }
     }
 
