@@ -108,6 +108,17 @@ fn build(d: &Path) -> (Built, Built) {
 /// `xsplice build` of `object` against `image`, then `xsplice apply`: the
 /// patched image's path, or the CLI's stderr.
 fn patch(d: &Path, image: &Path, object: &Path, tag: &str) -> Result<PathBuf, String> {
+    patch_with(d, image, object, tag, "hv_sum=fix_hv_sum")
+}
+
+/// [`patch`] with the `--patch` argument of `hv_sum` given.
+fn patch_with(
+    d: &Path,
+    image: &Path,
+    object: &Path,
+    tag: &str,
+    sum: &str,
+) -> Result<PathBuf, String> {
     let payload = d.join(format!("payload-{tag}.o"));
     let r = xsplice(&[
         "build",
@@ -118,7 +129,7 @@ fn patch(d: &Path, image: &Path, object: &Path, tag: &str) -> Result<PathBuf, St
         s(image),
         "--depends-image",
         "--patch",
-        "hv_sum=fix_hv_sum",
+        sum,
         "--patch",
         "hv_version=fix_hv_version",
     ]);
@@ -158,5 +169,46 @@ fn every_flavour_on_every_image_kind_runs_fixed_under_qemu() {
         }
     }
     eprintln!("{}", matrix.join("\n"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The text arena 256 MiB above the image's code, beyond the ±128 MiB of
+/// `b`/`bl`: the patch sites get the long branch (`adrp x16; add; br x16`),
+/// the fix's calls back into the image go through veneers, and every
+/// flavour runs fixed; an `old_size` too small for the long branch is
+/// refused with the sizes named.
+#[test]
+fn an_arena_beyond_branch_reach_runs_fixed_through_veneers() {
+    if !tools("an_arena_beyond_branch_reach_runs_fixed_through_veneers") {
+        return;
+    }
+    let d = tmp("arm64-far");
+    let image = d.join("hv-far");
+    cc(
+        &[
+            "-static",
+            "-fno-pie",
+            "-no-pie",
+            "-Wl,--section-start=.xsplice.arena.text=0x10400000",
+            "hv.c",
+        ],
+        &image,
+    );
+    assert_eq!(qemu(&image), (BUGGY.to_string(), 1));
+    for flavour in FLAVOURS {
+        let object = d.join(format!("fix{flavour}.o"));
+        cc(&[flavour, "-O2", "-c", "fix.c"], &object);
+        let out = patch(&d, &image, &object, flavour)
+            .unwrap_or_else(|e| panic!("{flavour} payload on the far arena refused:\n{e}"));
+        assert_eq!(qemu(&out), (FIXED.to_string(), 0), "{flavour}");
+        eprintln!("{flavour:9} x static, arena +256 MiB -> runs fixed");
+    }
+    let object = d.join("fix-fno-pic.o");
+    let e = patch_with(&d, &image, &object, "small", "hv_sum=fix_hv_sum,old-size=8")
+        .expect_err("an 8-byte old function has no room for the long branch");
+    assert!(
+        e.contains("needs 12 bytes at the function's entry: 8 available"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
