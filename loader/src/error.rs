@@ -268,12 +268,16 @@ pub enum RelocProblem {
     #[error("stores an absolute address, but the target is position-independent")]
     AbsoluteInPositionIndependent,
     /// The value does not fit the field.
-    #[error("value {value} does not fit the signed or unsigned {bits}-bit field")]
+    #[error("value {value} does not fit the {bits}-bit field (place {place:#x})")]
     Overflow {
-        /// The computed value.
+        /// The computed value, in the field's units (a branch counts
+        /// instructions, an ADRP pages), signed.
         value: i128,
         /// Field width.
         bits: u32,
+        /// Address of the place P. (The target is the relocation's symbol
+        /// plus addend; a field more would make every load error larger.)
+        place: u64,
     },
     /// The instruction at the place is not one the relocation type applies
     /// to (a GOT load relaxed with its ADRP must be a 64-bit `ldr`).

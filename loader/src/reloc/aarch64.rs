@@ -334,6 +334,21 @@ mod tests {
             apply(&mut bl, &far),
             Err(RelocProblem::Overflow { bits: 26, .. })
         ));
+        // Through the dispatcher, the error names the place and the target.
+        assert_eq!(
+            crate::reloc::apply(crate::Arch::Aarch64, &mut bl, &far),
+            Err(RelocProblem::Overflow {
+                value: 1 << 25,
+                bits: 26,
+                place: 0x1000,
+            })
+        );
+        assert_eq!(
+            crate::reloc::apply(crate::Arch::Aarch64, &mut bl, &far)
+                .unwrap_err()
+                .to_string(),
+            "value 33554432 does not fit the 26-bit field (place 0x1000)"
+        );
         let odd = input(R_AARCH64_CALL26, 0x1002, 0x1000);
         assert!(matches!(
             apply(&mut bl, &odd),

@@ -71,13 +71,21 @@ pub(crate) enum Value {
 
 /// Applies one relocation to `section`.
 pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<Applied, RelocProblem> {
-    match arch {
+    let applied = match arch {
         Arch::X86_64 => Ok(Applied {
             value: x86_64::apply(section, r)?,
             stub: None,
         }),
         Arch::Aarch64 => aarch64::apply(section, r),
-    }
+    };
+    applied.map_err(|e| match e {
+        RelocProblem::Overflow { value, bits, .. } => RelocProblem::Overflow {
+            value,
+            bits,
+            place: r.p,
+        },
+        other => other,
+    })
 }
 
 /// Whether the loader reserves a stub for a relocation: `undefined` says
@@ -171,11 +179,21 @@ pub(crate) fn s_a_p(r: &Input) -> i128 {
     s_a(r) - i128::from(r.p)
 }
 
+/// An overflow of `v` in a `bits`-bit field; [`apply`] fills in the place,
+/// which the range checks do not know.
+fn overflow(value: i128, bits: u32) -> RelocProblem {
+    RelocProblem::Overflow {
+        value,
+        bits,
+        place: 0,
+    }
+}
+
 /// Checks that `v` fits a signed field of `bits` bits.
 pub(crate) fn signed(v: i128, bits: u32) -> Result<i128, RelocProblem> {
     let lim = 1i128 << (bits - 1);
     if v < -lim || v >= lim {
-        return Err(RelocProblem::Overflow { value: v, bits });
+        return Err(overflow(v, bits));
     }
     Ok(v)
 }
@@ -183,7 +201,7 @@ pub(crate) fn signed(v: i128, bits: u32) -> Result<i128, RelocProblem> {
 /// Checks that `v` fits an unsigned field of `bits` bits.
 pub(crate) fn unsigned(v: i128, bits: u32) -> Result<i128, RelocProblem> {
     if v < 0 || v >= (1i128 << bits) {
-        return Err(RelocProblem::Overflow { value: v, bits });
+        return Err(overflow(v, bits));
     }
     Ok(v)
 }
@@ -191,7 +209,7 @@ pub(crate) fn unsigned(v: i128, bits: u32) -> Result<i128, RelocProblem> {
 /// Checks that `v` fits `bits` bits either signed or unsigned (ABS32, ABS16).
 pub(crate) fn either(v: i128, bits: u32) -> Result<i128, RelocProblem> {
     if v < -(1i128 << (bits - 1)) || v >= (1i128 << bits) {
-        return Err(RelocProblem::Overflow { value: v, bits });
+        return Err(overflow(v, bits));
     }
     Ok(v)
 }
