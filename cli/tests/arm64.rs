@@ -63,6 +63,13 @@ fn qemu(exe: &Path) -> (String, i32) {
         .arg(exe)
         .output()
         .unwrap();
+    if !o.status.success() {
+        eprintln!(
+            "{} under qemu: {}",
+            exe.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     (
         String::from_utf8_lossy(&o.stdout).trim().to_string(),
         o.status.code().unwrap_or(-1),
@@ -169,6 +176,19 @@ fn every_flavour_on_every_image_kind_runs_fixed_under_qemu() {
         }
     }
     eprintln!("{}", matrix.join("\n"));
+    // -mcmodel=large loads addresses from literal pools (ABS64): refused on
+    // a PIE image, with the AArch64 hint.
+    let large = d.join("fix-large.o");
+    cc(
+        &["-fno-pic", "-mcmodel=large", "-O2", "-c", "fix.c"],
+        &large,
+    );
+    let (kind, pie) = &images[1];
+    let e = patch(&d, pie, &large, "large").expect_err("ABS64 on a PIE image");
+    assert!(
+        e.contains("position-independent") && e.contains("hint: on AArch64"),
+        "{kind}: {e}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -210,5 +230,49 @@ fn an_arena_beyond_branch_reach_runs_fixed_through_veneers() {
         e.contains("needs 12 bytes at the function's entry: 8 available"),
         "{e}"
     );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `-fPIC -mcmodel=tiny` (`R_AARCH64_GOT_LD_PREL19`, refused before issue
+/// 16) on the static and the static-pie image, through the library: `xsplice
+/// build` checks a payload at dry-run addresses whose regions are 16 MiB
+/// apart, beyond the tiny model's ±1 MiB, so the payload is built and
+/// applied here against the image itself, where the arenas are close.
+#[test]
+fn tiny_code_model_payload_runs_fixed_under_qemu() {
+    use xsplice_loader::engine::Engine;
+    use xsplice_loader::image::ImageTarget;
+    use xsplice_loader::write::{OldTarget, Patch, PayloadBuilder};
+    use xsplice_loader::{LoadOptions, SymbolSource as _};
+
+    if !tools("tiny_code_model_payload_runs_fixed_under_qemu") {
+        return;
+    }
+    let d = tmp("arm64-tiny");
+    let object = d.join("fix-tiny.o");
+    cc(&["-fPIC", "-mcmodel=tiny", "-O2", "-c", "fix.c"], &object);
+    for (kind, flags) in [IMAGES[0], IMAGES[2]] {
+        let image = d.join(format!("hv-{kind}"));
+        let mut args = flags.to_vec();
+        args.push("hv.c");
+        cc(&args, &image);
+        let bytes = std::fs::read(&image).unwrap();
+        let target = ImageTarget::new(bytes).unwrap();
+        let mut builder = PayloadBuilder::from_object(&std::fs::read(&object).unwrap()).unwrap();
+        for (old, new) in [("hv_sum", "fix_hv_sum"), ("hv_version", "fix_hv_version")] {
+            let size = target.lookup(old).unwrap().size;
+            builder.patch(Patch::replace(OldTarget::Name(old.into()), new, size));
+        }
+        let payload = builder.build().unwrap();
+        let mut engine = Engine::new(target, LoadOptions::default());
+        let id = engine.load("fix-tiny", &payload).unwrap();
+        engine.apply(id).unwrap();
+        let out = d.join(format!("patched-tiny-{kind}"));
+        std::fs::write(&out, engine.target().bytes()).unwrap();
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert_eq!(qemu(&out), (FIXED.to_string(), 0), "tiny on {kind}");
+        eprintln!("-fPIC -mcmodel=tiny x {kind} -> runs fixed");
+    }
     std::fs::remove_dir_all(&d).ok();
 }

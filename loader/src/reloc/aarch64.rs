@@ -9,7 +9,9 @@
 //!   `add x, x, :lo12:sym`, when `sym` is within ±2 GiB of the GOT (one rule
 //!   both halves of the pair see alike, whatever their places).
 //! - `-fPIC -mcmodel=tiny` (`GOT_LD_PREL19`): `ldr x, :got:sym` (a literal
-//!   load) becomes `adr x, sym` when `sym` is within ±1 MiB.
+//!   load) becomes `adr x, sym` when `sym` is within ±1 MiB; beyond, it reads
+//!   the slot when that is within ±1 MiB and the target allows absolute
+//!   addresses, and otherwise goes out of line like `LD64_GOTPAGE_LO15`.
 //! - `-fpic`/`-fpie` (`LD64_GOTPAGE_LO15`): `ldr x, [g, #:gotpage_lo15:sym]`,
 //!   where `g` holds the GOT's page, cannot become one PC-relative
 //!   instruction. On a position-independent target it becomes a branch to a
@@ -224,7 +226,9 @@ pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Applied, RelocProbl
                     let adr = ADR | adr_bits(v) | (insn & 0x1f);
                     return store(section, off, 4, i128::from(adr)).map(relative);
                 }
-                if let Some(at) = r.stub.filter(|_| r.pic) {
+                // The slot where it is allowed and in reach, else the stub.
+                let slot_reach = slot(r).and_then(|s| signed((s - p) >> 2, 19));
+                if let Some(at) = r.stub.filter(|_| r.pic || slot_reach.is_err()) {
                     return out_of_line(section, r, at);
                 }
             }
