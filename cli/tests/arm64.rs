@@ -192,37 +192,47 @@ fn every_flavour_on_every_image_kind_runs_fixed_under_qemu() {
     std::fs::remove_dir_all(&d).ok();
 }
 
-/// The text arena 256 MiB above the image's code, beyond the ±128 MiB of
-/// `b`/`bl`: the patch sites get the long branch (`adrp x16; add; br x16`),
-/// the fix's calls back into the image go through veneers, and every
-/// flavour runs fixed; an `old_size` too small for the long branch is
-/// refused with the sizes named.
+/// The text arena 256 MiB above the image's code (static and static-pie),
+/// beyond the ±128 MiB of `b`/`bl`: the patch sites get the long branch
+/// (`adrp x16; add; br x16`), the fix's calls back into the image go through
+/// veneers, every flavour runs fixed, and reverting gives back the image
+/// byte for byte; an `old_size` too small for the long branch is refused
+/// with the sizes named.
 #[test]
 fn an_arena_beyond_branch_reach_runs_fixed_through_veneers() {
     if !tools("an_arena_beyond_branch_reach_runs_fixed_through_veneers") {
         return;
     }
     let d = tmp("arm64-far");
-    let image = d.join("hv-far");
-    cc(
-        &[
-            "-static",
-            "-fno-pie",
-            "-no-pie",
-            "-Wl,--section-start=.xsplice.arena.text=0x10400000",
-            "hv.c",
-        ],
-        &image,
-    );
-    assert_eq!(qemu(&image), (BUGGY.to_string(), 1));
+    let far = "-Wl,--section-start=.xsplice.arena.text=0x10400000";
     for flavour in FLAVOURS {
         let object = d.join(format!("fix{flavour}.o"));
         cc(&[flavour, "-O2", "-c", "fix.c"], &object);
-        let out = patch(&d, &image, &object, flavour)
-            .unwrap_or_else(|e| panic!("{flavour} payload on the far arena refused:\n{e}"));
-        assert_eq!(qemu(&out), (FIXED.to_string(), 0), "{flavour}");
-        eprintln!("{flavour:9} x static, arena +256 MiB -> runs fixed");
     }
+    for (kind, flags) in [IMAGES[0], IMAGES[2]] {
+        let image = d.join(format!("hv-far-{kind}"));
+        let mut args = flags.to_vec();
+        args.extend([far, "hv.c"]);
+        cc(&args, &image);
+        assert_eq!(qemu(&image), (BUGGY.to_string(), 1));
+        for flavour in FLAVOURS {
+            let object = d.join(format!("fix{flavour}.o"));
+            let tag = format!("far-{kind}{flavour}");
+            let out = patch(&d, &image, &object, &tag).unwrap_or_else(|e| {
+                panic!("{flavour} payload on the far arena of {kind} refused:\n{e}")
+            });
+            assert_eq!(qemu(&out), (FIXED.to_string(), 0), "{flavour} on {kind}");
+            // Reverting restores the 12-byte long branches byte for byte.
+            let back = d.join(format!("reverted-{tag}"));
+            ok(&["revert", "--all", "--image", s(&out), "-o", s(&back)]);
+            assert_eq!(
+                std::fs::read(&back).unwrap(),
+                std::fs::read(&image).unwrap()
+            );
+            eprintln!("{flavour:9} x {kind}, arena +256 MiB -> runs fixed, reverts");
+        }
+    }
+    let image = d.join("hv-far-static");
     let object = d.join("fix-fno-pic.o");
     let e = patch_with(&d, &image, &object, "small", "hv_sum=fix_hv_sum,old-size=8")
         .expect_err("an 8-byte old function has no room for the long branch");
