@@ -86,6 +86,16 @@ const IMAGES: [(&str, &[&str]); 3] = [
 /// The payload code models.
 const FLAVOURS: [&str; 4] = ["-fno-pic", "-fpic", "-fPIC", "-fpie"];
 
+/// Links `hv.c` into `d/hv-{tag}` with `flags` and checks it runs buggy.
+fn image(d: &Path, tag: &str, flags: &[&str]) -> PathBuf {
+    let out = d.join(format!("hv-{tag}"));
+    let mut args = flags.to_vec();
+    args.push("hv.c");
+    cc(&args, &out);
+    assert_eq!(qemu(&out), (BUGGY.to_string(), 1), "unpatched {tag}");
+    out
+}
+
 /// Built files, each with its kind or flavour.
 type Built = Vec<(&'static str, PathBuf)>;
 
@@ -93,13 +103,7 @@ type Built = Vec<(&'static str, PathBuf)>;
 fn build(d: &Path) -> (Built, Built) {
     let images: Vec<_> = IMAGES
         .iter()
-        .map(|(kind, flags)| {
-            let out = d.join(format!("hv-{kind}"));
-            let mut args = flags.to_vec();
-            args.push("hv.c");
-            cc(&args, &out);
-            (*kind, out)
-        })
+        .map(|(kind, flags)| (*kind, image(d, kind, flags)))
         .collect();
     let objects: Vec<_> = FLAVOURS
         .iter()
@@ -161,7 +165,6 @@ fn every_flavour_on_every_image_kind_runs_fixed_under_qemu() {
     let (images, objects) = build(&d);
     let mut matrix = Vec::new();
     for (kind, image) in &images {
-        assert_eq!(qemu(image), (BUGGY.to_string(), 1), "unpatched {kind}");
         for (flavour, object) in &objects {
             let tag = format!("{kind}{flavour}");
             let out = patch(&d, image, object, &tag)
@@ -210,11 +213,7 @@ fn an_arena_beyond_branch_reach_runs_fixed_through_veneers() {
         cc(&[flavour, "-O2", "-c", "fix.c"], &object);
     }
     for (kind, flags) in [IMAGES[0], IMAGES[2]] {
-        let image = d.join(format!("hv-far-{kind}"));
-        let mut args = flags.to_vec();
-        args.extend([far, "hv.c"]);
-        cc(&args, &image);
-        assert_eq!(qemu(&image), (BUGGY.to_string(), 1));
+        let image = image(&d, &format!("far-{kind}"), &[flags, &[far]].concat());
         for flavour in FLAVOURS {
             let object = d.join(format!("fix{flavour}.o"));
             let tag = format!("far-{kind}{flavour}");
@@ -262,10 +261,7 @@ fn tiny_code_model_payload_runs_fixed_under_qemu() {
     let object = d.join("fix-tiny.o");
     cc(&["-fPIC", "-mcmodel=tiny", "-O2", "-c", "fix.c"], &object);
     for (kind, flags) in [IMAGES[0], IMAGES[2]] {
-        let image = d.join(format!("hv-{kind}"));
-        let mut args = flags.to_vec();
-        args.push("hv.c");
-        cc(&args, &image);
+        let image = image(&d, kind, flags);
         let bytes = std::fs::read(&image).unwrap();
         let target = ImageTarget::new(bytes).unwrap();
         let mut builder = PayloadBuilder::from_object(&std::fs::read(&object).unwrap()).unwrap();
