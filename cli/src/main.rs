@@ -105,12 +105,9 @@ enum Command {
 struct InspectArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
-    /// Signature verification.
+    /// Signature verification and limits on untrusted input.
     #[command(flatten)]
-    trust: sign::TrustArgs,
-    /// Limits on untrusted input.
-    #[command(flatten)]
-    limits: limits::LimitArgs,
+    load: limits::LoadArgs,
     /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -124,12 +121,9 @@ struct InspectArgs {
 struct CheckArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
-    /// Signature verification.
+    /// Signature verification and limits on untrusted input.
     #[command(flatten)]
-    trust: sign::TrustArgs,
-    /// Limits on untrusted input.
-    #[command(flatten)]
-    limits: limits::LimitArgs,
+    load: limits::LoadArgs,
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -177,12 +171,9 @@ struct ApplyArgs {
     /// Allow OUT to be the input image (or a payload) itself.
     #[arg(long)]
     force: bool,
-    /// Signature verification.
+    /// Signature verification and limits on untrusted input.
     #[command(flatten)]
-    trust: sign::TrustArgs,
-    /// Limits on untrusted input.
-    #[command(flatten)]
-    limits: limits::LimitArgs,
+    load: limits::LoadArgs,
 }
 
 /// `xsplice revert`.
@@ -309,7 +300,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             &a.payload,
             a.image.as_deref(),
             a.json,
-            &a.limits.apply(a.trust.load_options()?),
+            &a.load.options()?,
             v,
         ),
         Command::Check(a) => match a.pid {
@@ -318,7 +309,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     pid,
                     strict: false,
                     stop: a.stop,
-                    opts: a.limits.apply(a.trust.load_options()?),
+                    opts: a.load.options()?,
                 },
                 &a.payload,
                 v,
@@ -327,7 +318,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 &a.payload,
                 a.image.as_deref(),
                 a.json,
-                &a.limits.apply(a.trust.load_options()?),
+                &a.load.options()?,
                 v,
             ),
         },
@@ -337,7 +328,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     pid,
                     strict: a.place.strict,
                     stop: a.place.stop,
-                    opts: a.limits.apply(a.trust.load_options()?),
+                    opts: a.load.options()?,
                 },
                 &a.payloads,
                 a.replace,
@@ -350,7 +341,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     payloads: &a.payloads,
                     replace: a.replace,
                     force: a.force,
-                    opts: a.limits.apply(a.trust.load_options()?),
+                    opts: a.load.options()?,
                 },
                 v,
             ),
