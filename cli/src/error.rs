@@ -7,7 +7,8 @@ use xsplice_loader::engine::EngineError;
 use xsplice_loader::image::ImageError;
 use xsplice_loader::signature::SignatureError;
 use xsplice_loader::{
-    HeaderProblem, LoadError, NoteProblem, RecordProblem, SectionProblem, SymbolProblem,
+    HeaderProblem, LoadError, NoteProblem, RecordProblem, RelocProblem, SectionProblem,
+    SymbolProblem,
 };
 
 /// A failed command: exit status 1.
@@ -82,6 +83,11 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
         LoadError::Signature(SignatureError::UnknownKey { .. }) => Some(
             "pass the signer's public key with --trusted-key PUB if you trust it".to_string(),
         ),
+        LoadError::Relocation {
+            rtype,
+            problem: RelocProblem::AbsoluteInPositionIndependent,
+            ..
+        } => Some(absolute_hint(rtype).to_string()),
         LoadError::TooLarge { .. } => Some("raise the limit with --max-size BYTES".to_string()),
         LoadError::Header(HeaderProblem::TooManySections(_)) => {
             Some("raise the limit with --max-sections N".to_string())
@@ -107,6 +113,20 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
     match hint {
         Some(h) => err.hint(h),
         None => err,
+    }
+}
+
+/// What to rebuild when a payload holds an absolute address and the image
+/// is position-independent, by architecture (told by the type's name).
+fn absolute_hint(rtype: &str) -> &'static str {
+    if rtype.starts_with("AARCH64_") {
+        "on AArch64, -fno-pic, -fpic, -fPIC and -fpie code reaches symbols PC-relatively \
+         (the loader relaxes GOT loads); absolute addresses come from -mcmodel=large \
+         literal pools and pointers in initialised data: rebuild the payload without them, \
+         or the image with -no-pie"
+    } else {
+        "rebuild the payload with -fpic or -fpie (the loader turns its GOT loads into \
+         PC-relative forms) and without pointers in initialised data, or the image with -no-pie"
     }
 }
 

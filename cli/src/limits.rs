@@ -4,6 +4,9 @@
 use clap::Args;
 use xsplice_loader::LoadOptions;
 
+use crate::error::CliError;
+use crate::sign::TrustArgs;
+
 /// `--max-size`, `--max-alloc`, `--max-sections`, `--max-name`: flatten
 /// this into a command's arguments and [`LimitArgs::apply`] it to its
 /// [`LoadOptions`]. The defaults are the loader's; an error caused by a
@@ -34,5 +37,24 @@ impl LimitArgs {
             max_name: self.max_name,
             ..opts
         }
+    }
+}
+
+/// Everything that decides how payloads are loaded: the signature flags
+/// and the limits, as every loading command takes them.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoadArgs {
+    /// Signature verification.
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Limits on untrusted input.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+impl LoadArgs {
+    /// The loader options these flags ask for.
+    pub fn options(&self) -> Result<LoadOptions, CliError> {
+        Ok(self.limits.apply(self.trust.load_options()?))
     }
 }

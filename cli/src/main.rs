@@ -106,12 +106,9 @@ enum Command {
 struct InspectArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
-    /// Signature verification.
+    /// Signature verification and limits on untrusted input.
     #[command(flatten)]
-    trust: sign::TrustArgs,
-    /// Limits on untrusted input.
-    #[command(flatten)]
-    limits: limits::LimitArgs,
+    load: limits::LoadArgs,
     /// Resolve symbols against this executable image (its .symtab) and lay the payload out in its arenas.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -128,12 +125,9 @@ struct InspectArgs {
 struct CheckArgs {
     /// The payload (an ELF64 relocatable object).
     payload: PathBuf,
-    /// Signature verification.
+    /// Signature verification and limits on untrusted input.
     #[command(flatten)]
-    trust: sign::TrustArgs,
-    /// Limits on untrusted input.
-    #[command(flatten)]
-    limits: limits::LimitArgs,
+    load: limits::LoadArgs,
     /// Also check against this image: symbols, branch ranges, EXPECT bytes, build-id dependency.
     #[arg(long, value_name = "IMAGE")]
     image: Option<PathBuf>,
@@ -181,12 +175,9 @@ struct ApplyArgs {
     /// Allow OUT to be the input image (or a payload) itself.
     #[arg(long)]
     force: bool,
-    /// Signature verification.
+    /// Signature verification and limits on untrusted input.
     #[command(flatten)]
-    trust: sign::TrustArgs,
-    /// Limits on untrusted input.
-    #[command(flatten)]
-    limits: limits::LimitArgs,
+    load: limits::LoadArgs,
     /// The CPU the patched image will run on, for payload alternatives.
     #[command(flatten)]
     cpu: cpu::CpuArgs,
@@ -317,7 +308,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
             a.image.as_deref(),
             a.json,
             &a.cpu,
-            &a.limits.apply(a.trust.load_options()?),
+            &a.load.options()?,
             v,
         ),
         Command::Check(a) => match a.pid {
@@ -326,7 +317,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     pid,
                     strict: false,
                     stop: a.stop,
-                    opts: a.limits.apply(a.trust.load_options()?),
+                    opts: a.load.options()?,
                 },
                 &a.payload,
                 v,
@@ -335,7 +326,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                 &a.payload,
                 a.image.as_deref(),
                 a.json,
-                &a.limits.apply(a.trust.load_options()?),
+                &a.load.options()?,
                 v,
             ),
         },
@@ -345,7 +336,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     pid,
                     strict: a.place.strict,
                     stop: a.place.stop,
-                    opts: a.limits.apply(a.trust.load_options()?),
+                    opts: a.load.options()?,
                 },
                 &a.payloads,
                 a.replace,
@@ -358,7 +349,7 @@ fn run(cli: &Cli) -> Result<Output, CliError> {
                     payloads: &a.payloads,
                     replace: a.replace,
                     force: a.force,
-                    opts: a.limits.apply(a.trust.load_options()?),
+                    opts: a.load.options()?,
                     cpu: &a.cpu,
                 },
                 v,

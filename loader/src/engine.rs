@@ -781,7 +781,13 @@ impl<T: Target> Engine<T> {
             let new = if r.func.incompat.contains(Incompat::NOP) {
                 patch::nops(p.arch, r.func.new_size).map_err(patch_err)?
             } else {
-                patch::jump(p.arch, r.site, r.func.new_addr).map_err(patch_err)?
+                // The long AArch64 sequence only from the function's entry.
+                let room = if r.site == r.old_addr {
+                    r.func.old_size
+                } else {
+                    0
+                };
+                patch::jump_with_room(p.arch, r.site, r.func.new_addr, room).map_err(patch_err)?
             };
             let mut old = alloc::vec![0u8; new.len()];
             self.target.read(r.site, &mut old)?;

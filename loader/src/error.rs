@@ -275,16 +275,24 @@ pub enum RelocProblem {
     FormatField,
     /// An absolute address in code or data of a payload for a target loaded
     /// at an address unknown when patching (a PIE image patched offline).
-    #[error("stores an absolute address, but the target is position-independent (rebuild the payload with -fpic/-fpie, or the image with -no-pie)")]
+    #[error("stores an absolute address, but the target is position-independent")]
     AbsoluteInPositionIndependent,
     /// The value does not fit the field.
-    #[error("value {value} does not fit the signed or unsigned {bits}-bit field")]
+    #[error("value {value} does not fit the {bits}-bit field (place {place:#x})")]
     Overflow {
-        /// The computed value.
+        /// The computed value, in the field's units (a branch counts
+        /// instructions, an ADRP pages), signed.
         value: i128,
         /// Field width.
         bits: u32,
+        /// Address of the place P. (The target is the relocation's symbol
+        /// plus addend; a field more would make every load error larger.)
+        place: u64,
     },
+    /// The instruction at the place is not one the relocation type applies
+    /// to (a GOT load relaxed with its ADRP must be a 64-bit `ldr`).
+    #[error("the instruction {0:#010x} at the place is not the 64-bit load this relocation type expects")]
+    Instruction(u32),
     /// The value is not aligned as the instruction needs.
     #[error("value {value:#x} is not {align}-byte aligned")]
     Misaligned {

@@ -1,6 +1,8 @@
 //! Section layout: every allocated section is placed, with its alignment,
 //! in one of three regions (text RX, read-only R, data RW), the GOT is
-//! reserved at the end of the read-only region, and the target's allocator
+//! reserved at the end of the read-only region, the stubs (AArch64 veneers
+//! and out-of-line GOT relaxations) at the end of the text region, and the
+//! target's allocator
 //! is asked for each region. The regions' bytes start as the file's
 //! section contents (zeros for NOBITS) and are relocated in place.
 
@@ -51,6 +53,9 @@ pub(crate) struct Layout {
     pub(crate) regions: Vec<Region>,
     /// Offset of the GOT in the read-only region, and slot per symbol.
     pub(crate) got: Option<(u64, BTreeMap<usize, u64>)>,
+    /// Offset in the text region of the stub reserved for a relocation,
+    /// keyed by (relocation section, index within it).
+    pub(crate) stubs: BTreeMap<(usize, usize), u64>,
 }
 
 impl Layout {
@@ -61,6 +66,12 @@ impl Layout {
     pub(crate) fn addr_of(&self, section: usize) -> Option<u64> {
         let p = (*self.placements.get(section)?)?;
         Some(self.region(p.kind)?.addr.0.wrapping_add(p.offset))
+    }
+
+    /// Address of the stub reserved for relocation `index` of section `rs`.
+    pub(crate) fn stub_addr(&self, rs: usize, index: usize) -> Option<u64> {
+        let off = self.stubs.get(&(rs, index))?;
+        Some(self.region(RegionKind::Text)?.addr.0.wrapping_add(*off))
     }
 
     pub(crate) fn got_addr(&self) -> Option<u64> {
@@ -102,6 +113,7 @@ pub(crate) fn lay_out(
     // GOT: one reserved word (so its address exists) plus a slot per symbol
     // that a GOT-slot relocation names, at the end of the read-only region.
     let mut slots = BTreeMap::new();
+    let mut stubs = Vec::new();
     let mut needs_got = false;
     for rs in 1..elf.sections.len() {
         let Some(target) = reloc_target(elf, rs) else {
@@ -113,7 +125,13 @@ pub(crate) fn lay_out(
         let Some(relocs) = elf.relocations(rs) else {
             continue;
         };
-        for r in relocs.iter() {
+        for (index, r) in relocs.iter().enumerate() {
+            let undefined = elf
+                .symbol(r.r_sym)
+                .is_some_and(|s| s.st_shndx == sh::SHN_UNDEF as usize);
+            if reloc::wants_stub(elf.arch, r.r_type, undefined) {
+                stubs.push((rs, index));
+            }
             match reloc::got_use(elf.arch, r.r_type) {
                 GotUse::None => {}
                 GotUse::Base => needs_got = true,
@@ -140,6 +158,23 @@ pub(crate) fn lay_out(
     } else {
         None
     };
+
+    // Stubs: one per relocation that may need one, after the text.
+    let tx = RegionKind::Text as usize;
+    let mut stub_at = BTreeMap::new();
+    if !stubs.is_empty() {
+        let mut off = align_up(sizes.get(tx).copied().unwrap_or(0), 4).unwrap_or(u64::MAX);
+        for key in stubs {
+            stub_at.insert(key, off);
+            off = off.saturating_add(reloc::STUB_SIZE);
+        }
+        if let Some(s) = sizes.get_mut(tx) {
+            *s = off;
+        }
+        if let Some(a) = aligns.get_mut(tx) {
+            *a = (*a).max(4);
+        }
+    }
 
     let total = sizes.iter().fold(0u64, |a, s| a.saturating_add(*s));
     if total > opts.max_alloc as u64 {
@@ -181,6 +216,7 @@ pub(crate) fn lay_out(
         placements,
         regions,
         got,
+        stubs: stub_at,
     })
 }
 

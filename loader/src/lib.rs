@@ -215,9 +215,6 @@ pub enum TargetError {
     /// The target cannot do what was asked.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
-    /// A target-specific failure.
-    #[error("{0}")]
-    Other(alloc::string::String),
     /// An offline image has no arena section for a region of this kind.
     #[error("the image has no `{section}` section for the payload's {} ({size} bytes)", .kind.name())]
     ArenaMissing {

@@ -166,6 +166,7 @@ pub(crate) fn relocate(
             if !rule.allows(elf.arch, r.r_type, r.r_offset) {
                 return Err(err(RelocProblem::FormatField));
             }
+            let stub = layout.stub_addr(rs, index);
             let region = layout
                 .regions
                 .iter_mut()
@@ -201,8 +202,14 @@ pub(crate) fn relocate(
                 p: base.wrapping_add(r.r_offset),
                 got: got_addr,
                 slot,
+                stub,
+                pic: position_independent,
             };
-            let value = reloc::apply(elf.arch, bytes, &input).map_err(err)?;
+            let applied = reloc::apply(elf.arch, bytes, &input).map_err(err)?;
+            let value = applied.value;
+            if let (Some(code), Some(off)) = (applied.stub, layout.stubs.get(&(rs, index))) {
+                write_stub(layout, *off, &code).map_err(err)?;
+            }
             // The format's own sections are read by the loader, never at run
             // time; code and data of a payload in a position-independent
             // image must not hold addresses nothing will fix up.
@@ -231,6 +238,19 @@ pub(crate) fn relocate(
             }
         }
     }
+    Ok(())
+}
+
+/// Writes a stub's code at `off` in the text region.
+fn write_stub(layout: &mut Layout, off: u64, code: &[u8]) -> Result<(), RelocProblem> {
+    let width = code.len();
+    let text = layout
+        .regions
+        .iter_mut()
+        .find(|g| g.kind == RegionKind::Text)
+        .ok_or(RelocProblem::Place { offset: off, width })?;
+    let dst = reloc::place_mut(&mut text.bytes, off, width)?;
+    dst.copy_from_slice(code);
     Ok(())
 }
 

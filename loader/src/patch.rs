@@ -2,7 +2,13 @@
 //!
 //! x86-64 redirects with a 5-byte `jmp rel32` (`e9`, ±2 GiB) and NOPs out
 //! with the recommended multi-byte NOP forms; AArch64 redirects with a
-//! 4-byte `b imm26` (±128 MiB) and NOPs with `nop` (`d503201f`).
+//! 4-byte `b imm26` (±128 MiB) and NOPs with `nop` (`d503201f`). An AArch64
+//! destination out of `b` range is reached from a function's entry by the
+//! 12-byte [`LONG_JUMP_AARCH64`] sequence `adrp x16, dest; add x16, x16,
+//! :lo12:dest; br x16` (±4 GiB) when the old function has the room: x16
+//! (IP0) may be clobbered at a function's entry, since any call may go
+//! through a linker veneer, but not in the middle of a function, so a site
+//! past the entry (`PATCH_OFFSET`) never gets it.
 
 use alloc::vec::Vec;
 
@@ -29,6 +35,19 @@ pub enum PatchError {
         site: Addr,
         /// The destination.
         dest: Addr,
+    },
+    /// The new code is out of `b` range and the old function has no room
+    /// for the long sequence at its entry.
+    #[error("new code at {dest} is out of aarch64 branch range (±128 MiB) from the site {site}, and the long branch (adrp x16; add x16; br x16) needs {needed} bytes at the function's entry: {room} available (none past the entry)")]
+    NoRoomForLongJump {
+        /// The site.
+        site: Addr,
+        /// The destination.
+        dest: Addr,
+        /// Bytes the long sequence needs.
+        needed: u64,
+        /// Bytes of the old function from the site (0 past its entry).
+        room: u64,
     },
     /// A NOP length that is not a whole number of instructions.
     #[error("cannot NOP out {len} bytes on {arch}")]
@@ -68,6 +87,56 @@ pub fn jump(arch: Arch, site: Addr, dest: Addr) -> Result<Vec<u8>, PatchError> {
             let insn = 0x1400_0000u32 | (words as u32 & 0x03ff_ffff);
             Ok(insn.to_le_bytes().to_vec())
         }
+    }
+}
+
+/// Bytes of the AArch64 long branch (`adrp x16; add x16; br x16`).
+pub const LONG_JUMP_AARCH64: u64 = 12;
+
+/// Like [`jump`], but an AArch64 destination out of `b` range gets the
+/// [`LONG_JUMP_AARCH64`] sequence when `room` allows: `room` is the old
+/// function's size when `site` is its entry, and 0 for a site past it.
+///
+/// ```
+/// use xsplice_loader::{patch::jump_with_room, Addr, Arch};
+/// let far = Addr(0x1000 + (256 << 20));
+/// assert_eq!(jump_with_room(Arch::Aarch64, Addr(0x1000), far, 16).unwrap().len(), 12);
+/// assert!(jump_with_room(Arch::Aarch64, Addr(0x1000), far, 8).is_err());
+/// ```
+pub fn jump_with_room(
+    arch: Arch,
+    site: Addr,
+    dest: Addr,
+    room: u64,
+) -> Result<Vec<u8>, PatchError> {
+    match jump(arch, site, dest) {
+        Err(PatchError::OutOfRange { .. }) if arch == Arch::Aarch64 => {
+            let no_room = PatchError::NoRoomForLongJump {
+                site,
+                dest,
+                needed: LONG_JUMP_AARCH64,
+                room,
+            };
+            if room < LONG_JUMP_AARCH64 {
+                return Err(no_room);
+            }
+            let page = |a: u64| i128::from(a & !0xfff);
+            let pages = (page(dest.0) - page(site.0)) >> 12;
+            if !(-(1i128 << 20)..(1i128 << 20)).contains(&pages) {
+                return Err(PatchError::OutOfRange { site, dest, arch });
+            }
+            let imm = pages as u32;
+            let words = [
+                // adrp x16, dest
+                0x9000_0010 | ((imm & 3) << 29) | (((imm >> 2) & 0x7ffff) << 5),
+                // add x16, x16, :lo12:dest
+                0x9100_0210 | (((dest.0 as u32) & 0xfff) << 10),
+                // br x16
+                0xd61f_0200,
+            ];
+            Ok(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+        }
+        other => other,
     }
 }
 
@@ -141,6 +210,38 @@ mod tests {
         assert_eq!(back, 0x17ff_ffffu32.to_le_bytes());
         assert!(jump(Arch::Aarch64, Addr(0), Addr(128 << 20)).is_err());
         assert!(jump(Arch::Aarch64, Addr(0), Addr((128 << 20) - 4)).is_ok());
+    }
+
+    #[test]
+    fn long_jump_on_aarch64() {
+        let site = Addr(0x40_1000);
+        let dest = Addr(0x1040_2468);
+        let b = jump_with_room(Arch::Aarch64, site, dest, 12).unwrap();
+        let w = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        let adrp = w(0);
+        assert_eq!(adrp & 0x9f00_001f, 0x9000_0010);
+        let pages = ((adrp >> 29) & 3) | (((adrp >> 5) & 0x7ffff) << 2);
+        assert_eq!(u64::from(pages), (0x1040_2000 - 0x40_1000) >> 12);
+        assert_eq!(w(4), 0x9100_0210 | (0x468 << 10));
+        assert_eq!(w(8), 0xd61f_0200);
+        assert_eq!(
+            jump_with_room(Arch::Aarch64, site, dest, 0),
+            Err(PatchError::NoRoomForLongJump {
+                site,
+                dest,
+                needed: 12,
+                room: 0
+            })
+        );
+        // In range: the 4-byte branch whatever the room.
+        assert_eq!(
+            jump_with_room(Arch::Aarch64, site, Addr(0x40_2000), 64)
+                .unwrap()
+                .len(),
+            4
+        );
+        // x86-64 is unchanged.
+        assert!(jump_with_room(Arch::X86_64, site, Addr(1 << 40), 64).is_err());
     }
 
     #[test]

@@ -28,6 +28,24 @@ pub(crate) struct Input {
     pub got: u64,
     /// Address of the symbol's GOT slot, when it has one.
     pub slot: Option<u64>,
+    /// Address of the stub reserved in the payload's text for this
+    /// relocation (AArch64 veneers and out-of-line GOT relaxations), if any.
+    pub stub: Option<u64>,
+    /// Whether the target is position-independent (absolute addresses are
+    /// refused): prefer PC-relative sequences even where they cost a stub.
+    pub pic: bool,
+}
+
+/// Size in bytes of one stub (four AArch64 instructions).
+pub(crate) const STUB_SIZE: u64 = 16;
+
+/// The result of one relocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// Whether the stored value is absolute.
+    pub value: Value,
+    /// Code to write at [`Input::stub`], when the relocation went through it.
+    pub stub: Option<[u8; STUB_SIZE as usize]>,
 }
 
 /// What the loader must prepare for a relocation type.
@@ -52,13 +70,31 @@ pub(crate) enum Value {
 }
 
 /// Applies one relocation to `section`.
-pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<Value, RelocProblem> {
+pub(crate) fn apply(arch: Arch, section: &mut [u8], r: &Input) -> Result<Applied, RelocProblem> {
+    let applied = match arch {
+        Arch::X86_64 => Ok(Applied {
+            value: x86_64::apply(section, r)?,
+            stub: None,
+        }),
+        Arch::Aarch64 => aarch64::apply(section, r),
+    };
+    applied.map_err(|e| match e {
+        RelocProblem::Overflow { value, bits, .. } => RelocProblem::Overflow {
+            value,
+            bits,
+            place: r.p,
+        },
+        other => other,
+    })
+}
+
+/// Whether the loader reserves a stub for a relocation: `undefined` says
+/// whether its symbol is undefined in the payload (resolved in the target,
+/// so possibly out of branch range).
+pub(crate) fn wants_stub(arch: Arch, rtype: u32, undefined: bool) -> bool {
     match arch {
-        Arch::X86_64 => x86_64::apply(section, r),
-        Arch::Aarch64 => {
-            aarch64::apply(section, r)?;
-            Ok(aarch64::value(r.rtype))
-        }
+        Arch::X86_64 => false,
+        Arch::Aarch64 => aarch64::wants_stub(rtype, undefined),
     }
 }
 
@@ -143,11 +179,21 @@ pub(crate) fn s_a_p(r: &Input) -> i128 {
     s_a(r) - i128::from(r.p)
 }
 
+/// An overflow of `v` in a `bits`-bit field; [`apply`] fills in the place,
+/// which the range checks do not know.
+fn overflow(value: i128, bits: u32) -> RelocProblem {
+    RelocProblem::Overflow {
+        value,
+        bits,
+        place: 0,
+    }
+}
+
 /// Checks that `v` fits a signed field of `bits` bits.
 pub(crate) fn signed(v: i128, bits: u32) -> Result<i128, RelocProblem> {
     let lim = 1i128 << (bits - 1);
     if v < -lim || v >= lim {
-        return Err(RelocProblem::Overflow { value: v, bits });
+        return Err(overflow(v, bits));
     }
     Ok(v)
 }
@@ -155,7 +201,7 @@ pub(crate) fn signed(v: i128, bits: u32) -> Result<i128, RelocProblem> {
 /// Checks that `v` fits an unsigned field of `bits` bits.
 pub(crate) fn unsigned(v: i128, bits: u32) -> Result<i128, RelocProblem> {
     if v < 0 || v >= (1i128 << bits) {
-        return Err(RelocProblem::Overflow { value: v, bits });
+        return Err(overflow(v, bits));
     }
     Ok(v)
 }
@@ -163,7 +209,7 @@ pub(crate) fn unsigned(v: i128, bits: u32) -> Result<i128, RelocProblem> {
 /// Checks that `v` fits `bits` bits either signed or unsigned (ABS32, ABS16).
 pub(crate) fn either(v: i128, bits: u32) -> Result<i128, RelocProblem> {
     if v < -(1i128 << (bits - 1)) || v >= (1i128 << bits) {
-        return Err(RelocProblem::Overflow { value: v, bits });
+        return Err(overflow(v, bits));
     }
     Ok(v)
 }

@@ -138,6 +138,8 @@ mod tests {
             p,
             got: 0x9000,
             slot: Some(0x9008),
+            stub: None,
+            pic: false,
         }
     }
 
@@ -151,7 +153,8 @@ mod tests {
             err,
             RelocProblem::Overflow {
                 value: 0x1_0000_0000,
-                bits: 32
+                bits: 32,
+                place: 0,
             }
         );
         let err = apply(&mut sec, &input(R_X86_64_64, 4, 1, 0, 0)).unwrap_err();
