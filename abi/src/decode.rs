@@ -11,8 +11,6 @@ use crate::raw::{Prefix, RecordV1, RecordV2, RecordV3};
 use crate::version::{RecordIndex, RecordVersion};
 use crate::view::{Addr, Expect, PatchFunc};
 
-/// Offset of the version tag shared by every tagged record.
-const TAG_OFFSET: usize = offset_of!(RecordV2, version);
 /// Smallest record of any version.
 const MIN_RECORD: usize = size_of::<RecordV1>();
 /// The seed's first draft of the v1 record: the prefix and `pad[64]`.
@@ -364,7 +362,7 @@ pub fn decode_record(
 
 // The tag offset is part of the wire format; keep the constant honest.
 // Every tagged version keeps the tag where v2 put it.
-const _: () = assert!(offset_of!(RecordV3, version) == TAG_OFFSET);
+const _: () = assert!(offset_of!(RecordV3, version) == offset_of!(RecordV2, version));
 
 #[cfg(test)]
 mod tests {
