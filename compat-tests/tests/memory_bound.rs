@@ -89,8 +89,14 @@ fn load_allocates_at_most_c_n_plus_k() {
         }
     }
     inputs.extend(derived);
-    inputs.push(("4,000 sections, one long name".into(), sections_sharing_a_long_name(4_000, 1_780_000, 2)));
-    inputs.push(("40,000 tails of one long name".into(), tails_of_one_long_name()));
+    inputs.push((
+        "4,000 sections, one long name".into(),
+        sections_sharing_a_long_name(4_000, 1_780_000, 2),
+    ));
+    inputs.push((
+        "40,000 tails of one long name".into(),
+        tails_of_one_long_name(),
+    ));
     for (len, defined) in [(1_023, false), (1_023, true), (64, false)] {
         let what = if defined { "exports" } else { "undefined" };
         let b = many_long_distinct_names(len, defined);
@@ -109,7 +115,15 @@ fn load_allocates_at_most_c_n_plus_k() {
         if per > worst.0 && n > 4096 {
             worst = (per, name.clone());
         }
-        assert!(peak <= bound, "{name}: {peak} bytes for {n}, over C·n + max_alloc + K = {bound}");
+        assert!(
+            peak <= bound,
+            "{name}: {peak} bytes for {n}, over C·n + max_alloc + K = {bound}"
+        );
     }
-    println!("{} inputs; worst per input byte above 4 KiB: {:.1} ({})", inputs.len(), worst.0, worst.1);
+    println!(
+        "{} inputs; worst per input byte above 4 KiB: {:.1} ({})",
+        inputs.len(),
+        worst.0,
+        worst.1
+    );
 }

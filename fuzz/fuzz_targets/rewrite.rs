@@ -56,12 +56,17 @@ fn structure(file: &[u8]) -> Option<Vec<SectionView>> {
         if sym.st_type() == goblin::elf::sym::STT_SECTION {
             return format!("section {}", name(sym.st_shndx));
         }
+        if i == 0 {
+            // STN_UNDEF: the loader takes 0, whatever the entry holds.
+            return "none".to_string();
+        }
         let sym_name = elf.strtab.get_at(sym.st_name).unwrap_or("?");
-        let home = if sym.st_shndx == 0 {
-            "UND".to_string()
-        } else {
-            name(sym.st_shndx)
-        };
+        if sym.st_shndx == 0 {
+            // Resolved by name: the loader ignores the value (the writer
+            // writes 0).
+            return format!("{sym_name} undefined (bind {})", sym.st_bind());
+        }
+        let home = name(sym.st_shndx);
         format!(
             "{sym_name} in {home} at {:#x} (bind {}, type {})",
             sym.st_value,

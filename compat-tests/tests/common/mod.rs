@@ -20,7 +20,12 @@ fn files(dir: &Path, ext: &str) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(ext))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), read(&p)))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(&p),
+            )
+        })
         .collect();
     v.sort();
     v
