@@ -29,3 +29,6 @@ mkdir -p corpus/records
 for f in "$root"/compat-tests/golden/v[123]/*.bin; do
   { printf '\0'; cat "$f"; } >"corpus/records/$(basename "$(dirname "$f")")-$(basename "$f")"
 done
+# structured: one byte picks the fixture, no edits yet.
+mkdir -p corpus/structured
+for i in $(seq 0 19); do printf "\\x$(printf %02x "$i")" >"corpus/structured/fixture-$i"; done

@@ -15,6 +15,7 @@ use common::*;
 use xsplice_abi::RecordVersion;
 use xsplice_loader::engine::Engine;
 use xsplice_loader::image::ImageTarget;
+use xsplice_loader::write::WriteError;
 use xsplice_loader::{DryRun, LoadError, LoadOptions, SectionProblem, SymbolProblem};
 
 type Loaded = Result<xsplice_loader::LoadedPayload, LoadError>;
@@ -25,6 +26,7 @@ type Expect = fn(&Loaded) -> bool;
 const CORPUS: &[(&str, Expect)] = &[
     ("null-symbol-value.bin", |r| r.is_ok()),
     ("section0-type.bin", |r| r.is_ok()),
+    ("text-refers-to-note.bin", |r| r.is_ok()),
 ];
 
 /// Slow enough to mean the old super-linear paths (42 s, 22 s), fast
@@ -88,6 +90,28 @@ fn corpus_payloads_that_load_keep_their_records_through_upgrade() {
         }
     }
     assert!(loaded >= 2, "{loaded}");
+}
+
+/// Found by the `rewrite` fuzzer: code that refers to a symbol of
+/// `.note.xsplice` lost that relocation in `upgrade --to 1`, which drops
+/// the note (v1 has none): the output loaded, with other code. It is
+/// refused now; v2 and v3 keep the note and the relocation.
+#[test]
+fn upgrade_to_v1_refuses_to_drop_a_relocation_against_the_note() {
+    let bytes =
+        std::fs::read(root().join("compat-tests/malformed/text-refers-to-note.bin")).unwrap();
+    let r = xsplice_loader::write::rewrite_version(&bytes, RecordVersion::V1);
+    assert!(
+        matches!(
+            &r,
+            Err(WriteError::NoteReference { section, index: 0 }) if section == ".rela.text"
+        ),
+        "{r:?}"
+    );
+    for to in [RecordVersion::V2, RecordVersion::V3] {
+        let out = xsplice_loader::write::rewrite_version(&bytes, to).unwrap();
+        assert!(dry(&out).0.is_ok(), "--to {to:?}");
+    }
 }
 
 /// Issue 12: 4,000 sections named by one 1.78 MB string cost a gigabyte

@@ -386,6 +386,16 @@ pub enum WriteError {
         /// The offset in `.xsplice.funcs`.
         offset: u64,
     },
+    /// A relocation refers to a symbol defined in `.note.xsplice`, and the
+    /// rewrite to version 1 removes the note (v1 payloads have none):
+    /// the relocation would be dropped with it and the payload changed.
+    #[error("`{section}` relocation {index} refers to `{NOTE}`, which a version 1 payload does not have")]
+    NoteReference {
+        /// The relocation section.
+        section: String,
+        /// Index of the relocation in it.
+        index: usize,
+    },
     /// The payload to rewrite does not load.
     #[error("the payload to rewrite does not load: {0}")]
     InvalidPayload(#[source] LoadError),
@@ -432,6 +442,38 @@ fn find_section(b: &Builder<'_>, name: &str) -> Option<SectionId> {
         .iter()
         .find(|s| s.name.as_slice() == name.as_bytes())
         .map(|s| s.id())
+}
+
+/// The first relocation (its section's name and its index) that refers
+/// to a symbol defined in `section`, outside `section`'s own relocations:
+/// what deleting `section` would silently drop. One pass over the symbols
+/// and one over the relocations.
+fn reference_into(b: &Builder<'_>, section: SectionId) -> Option<(String, usize)> {
+    use object::build::Id;
+    let ids = b.symbols.iter().map(|s| s.id().index().saturating_add(1));
+    let mut inside = alloc::vec![false; ids.max().unwrap_or(0)];
+    for s in b.symbols.iter().filter(|s| s.section == Some(section)) {
+        if let Some(flag) = inside.get_mut(s.id().index()) {
+            *flag = true;
+        }
+    }
+    b.sections
+        .iter()
+        .filter(|s| s.sh_info_section != Some(section))
+        .find_map(|s| {
+            let SectionData::Relocation(relocs) = &s.data else {
+                return None;
+            };
+            let refers = |r: &Relocation| {
+                r.symbol
+                    .is_some_and(|id| inside.get(id.index()).copied().unwrap_or(false))
+            };
+            let index = relocs.iter().position(refers)?;
+            Some((
+                String::from_utf8_lossy(s.name.as_slice()).into_owned(),
+                index,
+            ))
+        })
 }
 
 fn section_bytes<'a>(data: &'a SectionData<'_>) -> Option<&'a [u8]> {
@@ -1175,7 +1217,8 @@ pub fn rewrite_version_with(
     });
     match find_section(&b, NOTE) {
         Some(id) => {
-            let s = b.sections.get_mut(id);
+            let s = b.sections.get(id);
+            let is_note = matches!(s.data, SectionData::Note(_));
             let old = section_bytes(&s.data).unwrap_or(&[]);
             let mut rebuilt = Vec::with_capacity(old.len());
             for n in notes::notes(old) {
@@ -1191,11 +1234,16 @@ pub fn rewrite_version_with(
                 }
             }
             if rebuilt.is_empty() {
-                s.delete = true;
-            } else if matches!(s.data, SectionData::Note(_)) {
-                s.data = SectionData::Note(rebuilt.into());
+                if let Some((section, index)) = reference_into(&b, id) {
+                    return Err(WriteError::NoteReference { section, index });
+                }
+                b.sections.get_mut(id).delete = true;
             } else {
-                s.data = SectionData::Data(rebuilt.into());
+                b.sections.get_mut(id).data = if is_note {
+                    SectionData::Note(rebuilt.into())
+                } else {
+                    SectionData::Data(rebuilt.into())
+                };
             }
         }
         None => {
