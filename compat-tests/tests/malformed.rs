@@ -27,6 +27,19 @@ const CORPUS: &[(&str, Expect)] = &[
     ("null-symbol-value.bin", |r| r.is_ok()),
     ("section0-type.bin", |r| r.is_ok()),
     ("text-refers-to-note.bin", |r| r.is_ok()),
+    ("symbol-past-section.bin", |r| {
+        matches!(
+            r,
+            Err(LoadError::Symbol {
+                index: 7,
+                problem: SymbolProblem::PastSection {
+                    value: 0x26,
+                    size: 0x25
+                },
+                ..
+            })
+        )
+    }),
 ];
 
 /// Slow enough to mean the old super-linear paths (42 s, 22 s), fast

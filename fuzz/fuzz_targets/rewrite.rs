@@ -19,13 +19,19 @@ use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS, SHT_RELA, SHT_STRTAB, S
 use libfuzzer_sys::fuzz_target;
 use xsplice_abi::{Addr, PatchFunc, RecordVersion};
 use xsplice_loader::write::rewrite_version;
-use xsplice_loader::{DryRun, LoadOptions, LoadedPayload};
+use xsplice_loader::{DryRun, LoadOptions, LoadedPayload, LoadedSection};
 
 /// Sections the rewrite itself changes.
 const REWRITTEN: [&str; 3] = [".xsplice.funcs", ".rela.xsplice.funcs", ".note.xsplice"];
 
 /// Where a loaded address is: its section's name and the offset in it.
+/// `None` for the end of a section (a symbol may mark one): what follows
+/// it depends on the layout.
 fn place(p: &LoadedPayload, addr: Addr) -> Option<(&str, u64)> {
+    let ends = |s: &&LoadedSection| s.size > 0 && s.addr.0.wrapping_add(s.size) == addr.0;
+    if p.sections.iter().any(|s| ends(&s)) {
+        return None;
+    }
     p.sections
         .iter()
         .find(|s| addr.0 >= s.addr.0 && addr.0 - s.addr.0 < s.size.max(1))

@@ -246,6 +246,15 @@ pub enum SymbolProblem {
     /// Defined in a section that is not loaded, but referenced by a loaded one.
     #[error("is defined in a section that is not loaded")]
     NotLoaded,
+    /// Its value lies past the end of its section: its address would be
+    /// inside whatever the layout puts next (and so change with it).
+    #[error("value {value:#x} is past the end of its section ({size:#x} bytes)")]
+    PastSection {
+        /// `st_value`.
+        value: u64,
+        /// The section's `sh_size`.
+        size: u64,
+    },
 }
 
 /// What is wrong with a relocation.

@@ -69,6 +69,14 @@ pub(crate) fn resolve_symbols(
         } else if shndx >= sh::SHN_LORESERVE || s.st_shndx >= elf.sections.len() {
             return Err(err(SymbolProblem::Section(s.st_shndx as u16)));
         } else {
+            // A symbol may mark its section's end, not lie past it.
+            let size = elf.sections.get(s.st_shndx).map_or(0, |h| h.sh_size);
+            if s.st_value > size {
+                return Err(err(SymbolProblem::PastSection {
+                    value: s.st_value,
+                    size,
+                }));
+            }
             layout
                 .addr_of(s.st_shndx)
                 .map(|base| base.wrapping_add(s.st_value))
