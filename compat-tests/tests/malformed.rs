@@ -27,6 +27,7 @@ const CORPUS: &[(&str, Expect)] = &[
     ("null-symbol-value.bin", |r| r.is_ok()),
     ("section0-type.bin", |r| r.is_ok()),
     ("text-refers-to-note.bin", |r| r.is_ok()),
+    ("note-symbol-exported.bin", |r| r.is_ok()),
     ("symbol-past-section.bin", |r| {
         matches!(
             r,
@@ -125,6 +126,20 @@ fn upgrade_to_v1_refuses_to_drop_a_relocation_against_the_note() {
         let out = xsplice_loader::write::rewrite_version(&bytes, to).unwrap();
         assert!(dry(&out).0.is_ok(), "--to {to:?}");
     }
+}
+
+/// Found by the `rewrite` fuzzer: a global symbol of `.note.xsplice` (an
+/// export later payloads may resolve against) vanished in `upgrade --to 1`
+/// with the note. Refused now.
+#[test]
+fn upgrade_to_v1_refuses_to_drop_an_export_of_the_note() {
+    let bytes =
+        std::fs::read(root().join("compat-tests/malformed/note-symbol-exported.bin")).unwrap();
+    let r = xsplice_loader::write::rewrite_version(&bytes, RecordVersion::V1);
+    assert!(
+        matches!(&r, Err(WriteError::NoteExport { name }) if name == "xsplice_abi_note"),
+        "{r:?}"
+    );
 }
 
 /// Issue 12: 4,000 sections named by one 1.78 MB string cost a gigabyte

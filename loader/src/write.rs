@@ -396,6 +396,13 @@ pub enum WriteError {
         /// Index of the relocation in it.
         index: usize,
     },
+    /// A global symbol is defined in `.note.xsplice`, and the rewrite to
+    /// version 1 removes the note: the payload would lose that export.
+    #[error("symbol `{name}` is defined in `{NOTE}`, which a version 1 payload does not have")]
+    NoteExport {
+        /// The symbol.
+        name: String,
+    },
     /// The payload to rewrite does not load.
     #[error("the payload to rewrite does not load: {0}")]
     InvalidPayload(#[source] LoadError),
@@ -1236,6 +1243,13 @@ pub fn rewrite_version_with(
             if rebuilt.is_empty() {
                 if let Some((section, index)) = reference_into(&b, id) {
                     return Err(WriteError::NoteReference { section, index });
+                }
+                let global = |s: &&object::build::elf::Symbol<'_>| {
+                    s.section == Some(id) && s.st_bind() != elf::STB_LOCAL
+                };
+                if let Some(s) = b.symbols.iter().find(global) {
+                    let name = String::from_utf8_lossy(s.name.as_slice()).into_owned();
+                    return Err(WriteError::NoteExport { name });
                 }
                 b.sections.get_mut(id).delete = true;
             } else {
