@@ -87,7 +87,12 @@ fn structure(file: &[u8]) -> Option<Vec<SectionView>> {
         // Index 0 is not a section (its fields are reserved; the writer
         // writes zeros), and the file's own tables (symbols, their names,
         // section names: unloaded) are rebuilt.
+        let symbol_names = elf
+            .section_headers
+            .iter()
+            .any(|t| t.sh_type == SHT_SYMTAB && t.sh_link as usize == i);
         let table = i == elf.header.e_shstrndx as usize
+            || symbol_names
             || h.sh_type == SHT_SYMTAB
             || (h.sh_type == SHT_STRTAB && h.sh_flags & u64::from(SHF_ALLOC) == 0);
         if i == 0 || table || REWRITTEN.contains(&n.as_str()) || is_rela {
@@ -121,12 +126,19 @@ fn structure(file: &[u8]) -> Option<Vec<SectionView>> {
     Some(out)
 }
 
-/// The exports, by name and place.
+/// The exports, by name and place. One inside a section the rewrite owns
+/// (gcc's array of records, made global) moves and resizes with the
+/// records: only its section is compared.
 fn exports(p: &LoadedPayload) -> Vec<(&str, Option<(&str, u64)>, u64)> {
     let mut v: Vec<_> = p
         .exports
         .iter()
-        .map(|e| (e.name.as_str(), place(p, e.symbol.addr), e.symbol.size))
+        .map(|e| match place(p, e.symbol.addr) {
+            Some((section, _)) if REWRITTEN.contains(&section) => {
+                (e.name.as_str(), Some((section, 0)), 0)
+            }
+            at => (e.name.as_str(), at, e.symbol.size),
+        })
         .collect();
     v.sort();
     v
