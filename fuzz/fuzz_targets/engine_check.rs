@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let before = engine.target().bytes().to_vec();
     if engine.apply(id).is_ok() {
         engine.revert(id).expect("an applied payload reverts");
-        assert!(engine.target().bytes() == &before[..], "revert restores the image");
+        assert!(
+            engine.target().bytes() == &before[..],
+            "revert restores the image"
+        );
     }
     if let Ok(second) = engine.load("fuzz-stacked", data) {
         let _ = engine.check(second);

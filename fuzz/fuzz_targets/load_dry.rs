@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(payload) = dry.load(data, &LoadOptions::default()) {
         let _ = dry.unresolved().count();
         for r in &payload.records {
-            assert_eq!(r.site.0, r.old_addr.0.wrapping_add(u64::from(r.func.patch_offset)));
+            assert_eq!(
+                r.site.0,
+                r.old_addr.0.wrapping_add(u64::from(r.func.patch_offset))
+            );
         }
         let pie = LoadOptions {
             arch: Some(Arch::X86_64),

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
             for to in RecordVersion::ALL {
                 let Ok(bytes) = encode(&record.func, to) else {
                     // Only a version that cannot express the record may refuse it.
-                    assert_ne!(to, record.version, "a decoded record must re-encode as itself");
+                    assert_ne!(
+                        to, record.version,
+                        "a decoded record must re-encode as itself"
+                    );
                     continue;
                 };
                 let again = decode_record(bytes.as_bytes(), to, to.known_size())

@@ -15,7 +15,9 @@
 //! the relocations that produce it are.
 #![no_main]
 
-use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS, SHT_RELA, SHT_STRTAB, SHT_SYMTAB};
+use goblin::elf::section_header::{
+    SHF_ALLOC, SHT_NOBITS, SHT_RELA, SHT_STRTAB, SHT_SYMTAB, SHT_SYMTAB_SHNDX,
+};
 use libfuzzer_sys::fuzz_target;
 use xsplice_abi::{Addr, PatchFunc, RecordVersion};
 use xsplice_loader::write::rewrite_version;
@@ -94,6 +96,7 @@ fn structure(file: &[u8]) -> Option<Vec<SectionView>> {
         let table = i == elf.header.e_shstrndx as usize
             || symbol_names
             || h.sh_type == SHT_SYMTAB
+            || h.sh_type == SHT_SYMTAB_SHNDX
             || (h.sh_type == SHT_STRTAB && h.sh_flags & u64::from(SHF_ALLOC) == 0);
         if i == 0 || table || REWRITTEN.contains(&n.as_str()) || is_rela {
             continue;
@@ -117,10 +120,25 @@ fn structure(file: &[u8]) -> Option<Vec<SectionView>> {
                     .is_some_and(|r| r.sh_info as usize == i)
             })
             .flat_map(|(_, relocs)| relocs.iter())
-            .map(|r| (r.r_offset, r.r_type, symbol(r.r_sym), r.r_addend.unwrap_or(0)))
+            .map(|r| {
+                (
+                    r.r_offset,
+                    r.r_type,
+                    symbol(r.r_sym),
+                    r.r_addend.unwrap_or(0),
+                )
+            })
             .collect();
         relocs.sort();
-        out.push((n, h.sh_type, h.sh_flags, h.sh_addralign, h.sh_size, data, relocs));
+        out.push((
+            n,
+            h.sh_type,
+            h.sh_flags,
+            h.sh_addralign,
+            h.sh_size,
+            data,
+            relocs,
+        ));
     }
     out.sort();
     Some(out)
@@ -176,13 +194,24 @@ fuzz_target!(|data: &[u8]| {
             .load(&out, &opts)
             .expect("a rewritten payload loads");
         assert_eq!(again.record_version, to);
-        assert_eq!(meaning(&again), meaning(&original), "records after --to {to:?}");
-        assert_eq!(exports(&again), exports(&original), "exports after --to {to:?}");
+        assert_eq!(
+            meaning(&again),
+            meaning(&original),
+            "records after --to {to:?}"
+        );
+        assert_eq!(
+            exports(&again),
+            exports(&original),
+            "exports after --to {to:?}"
+        );
         if let Some(read) = structure(data) {
             let written = structure(&out).expect("goblin parses what it parsed, rewritten");
             assert_eq!(written, read, "sections after --to {to:?}");
         }
-        assert_eq!(again.vendor, original.vendor, "vendor entries after --to {to:?}");
+        assert_eq!(
+            again.vendor, original.vendor,
+            "vendor entries after --to {to:?}"
+        );
         assert_eq!(again.build_id, original.build_id);
         assert_eq!(again.depends, original.depends);
     }

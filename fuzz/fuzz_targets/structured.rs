@@ -106,10 +106,16 @@ fn map(b: &[u8]) -> Map {
     let shoff = get(b, 40, 8) as usize;
     let shnum = get(b, 60, 2) as usize;
     let shdrs: Vec<usize> = (0..shnum).map(|i| shoff + 64 * i).collect();
-    let shstr = shdrs.get(get(b, 62, 2) as usize).map_or(0, |&h| get(b, h + 24, 8) as usize);
+    let shstr = shdrs
+        .get(get(b, 62, 2) as usize)
+        .map_or(0, |&h| get(b, h + 24, 8) as usize);
     let (mut syms, mut relas, mut funcs) = (Vec::new(), Vec::new(), None);
     for &h in &shdrs {
-        let (typ, off, size) = (get(b, h + 4, 4), get(b, h + 24, 8) as usize, get(b, h + 32, 8) as usize);
+        let (typ, off, size) = (
+            get(b, h + 4, 4),
+            get(b, h + 24, 8) as usize,
+            get(b, h + 32, 8) as usize,
+        );
         let entries = |n: usize| (0..size / n).map(move |i| off + n * i);
         match typ {
             2 => syms.extend(entries(24)),
@@ -121,7 +127,12 @@ fn map(b: &[u8]) -> Map {
             funcs = Some((off, size));
         }
     }
-    Map { shdrs, syms, relas, funcs }
+    Map {
+        shdrs,
+        syms,
+        relas,
+        funcs,
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -147,9 +158,10 @@ fuzz_target!(|data: &[u8]| {
             1 => entry(&m.shdrs, &SHDR_FIELDS),
             2 => entry(&m.syms, &SYM_FIELDS),
             3 => entry(&m.relas, &RELA_FIELDS),
-            _ => m.funcs.filter(|&(_, size)| size >= 8).map(|(off, size)| {
-                (off + (index * 8) % (size & !7), 8)
-            }),
+            _ => m
+                .funcs
+                .filter(|&(_, size)| size >= 8)
+                .map(|(off, size)| (off + (index * 8) % (size & !7), 8)),
         };
         if let Some((at, width)) = at {
             put(&mut b, at, width, value);
