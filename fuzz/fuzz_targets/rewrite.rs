@@ -151,11 +151,15 @@ fn exports(p: &LoadedPayload) -> Vec<(&str, Option<(&str, u64)>, u64)> {
     let mut v: Vec<_> = p
         .exports
         .iter()
-        .map(|e| match place(p, e.symbol.addr) {
-            Some((section, _)) if REWRITTEN.contains(&section) => {
-                (e.name.as_str(), Some((section, 0)), 0)
+        .map(|e| {
+            let a = e.symbol.addr.0;
+            let owned = p.sections.iter().find(|s| {
+                REWRITTEN.contains(&s.name.as_str()) && a >= s.addr.0 && a - s.addr.0 < s.size
+            });
+            match owned {
+                Some(s) => (e.name.as_str(), Some((s.name.as_str(), 0)), 0),
+                None => (e.name.as_str(), place(p, e.symbol.addr), e.symbol.size),
             }
-            at => (e.name.as_str(), at, e.symbol.size),
         })
         .collect();
     v.sort();
