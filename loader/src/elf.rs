@@ -250,6 +250,19 @@ impl<'a> PayloadElf<'a> {
                 if s.sh_link as usize >= count || s.sh_link == 0 {
                     return Err(self.section_err(i, SectionProblem::Link(s.sh_link)));
                 }
+                // The symbol table and its strings are link-time data: a
+                // loaded copy would be payload memory that `upgrade`, which
+                // rebuilds both, silently drops (a fuzzing find).
+                for t in [i, s.sh_link as usize] {
+                    if self.is_alloc(t) {
+                        return Err(self.section_err(
+                            t,
+                            SectionProblem::Contents(
+                                "the symbol table and its strings must not be SHF_ALLOC",
+                            ),
+                        ));
+                    }
+                }
                 self.symtab = Some(i);
             }
             sh::SHT_RELA | sh::SHT_REL => {

@@ -648,3 +648,30 @@ fn names_must_point_into_the_payloads_own_data() {
         "{e}"
     );
 }
+
+/// A fuzzing find (fuzz/README.md): an SHF_ALLOC symbol string table was
+/// loaded as payload memory, which `upgrade` dropped. It is refused.
+#[test]
+fn an_allocated_symbol_string_table_is_refused() {
+    let b0 = v3();
+    let (strtab, _) = section(&b0, ".strtab");
+    let mut b = b0.clone();
+    let flags = u64::from_le_bytes(
+        b[strtab + SH_FLAGS..strtab + SH_FLAGS + 8]
+            .try_into()
+            .unwrap(),
+    );
+    put_u64(&mut b, strtab + SH_FLAGS, flags | 2);
+    let e = err(&b);
+    assert!(
+        matches!(
+            &e,
+            LoadError::Section {
+                name,
+                problem: SectionProblem::Contents(_),
+                ..
+            } if name == ".strtab"
+        ),
+        "{e}"
+    );
+}
