@@ -23,18 +23,11 @@ const FIXED: &str = "hv: version 2, sum = 10 (expected 10), fix hv-fix-arm64: OK
 
 /// Whether the cross compiler and qemu run; otherwise a loud skip, or a
 /// failure under `XSPLICE_REQUIRE_TOOLS=1`.
+/// (`apt-get install gcc-aarch64-linux-gnu qemu-user-static`)
 fn tools(test: &str) -> bool {
-    for tool in [CC, QEMU] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            assert!(
-                std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-                "{test}: `{tool}` is missing and XSPLICE_REQUIRE_TOOLS=1 (CI) forbids skipping"
-            );
-            eprintln!("SKIPPED {test}: `{tool}` is missing (apt-get install gcc-aarch64-linux-gnu qemu-user-static)");
-            return false;
-        }
-    }
-    true
+    [CC, QEMU]
+        .into_iter()
+        .all(|tool| have_tool(tool, "--version", test))
 }
 
 /// Runs the cross compiler from the example's directory (so the relative

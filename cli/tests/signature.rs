@@ -6,51 +6,29 @@
 //! The openssl tests skip, loudly, when `openssl` is missing, unless
 //! `XSPLICE_REQUIRE_TOOLS=1` (CI sets it), which makes them fail instead.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const HV: &str = "examples/hypervisor/hv";
-const FIX: &str = "examples/hypervisor/fix.o";
+use common::*;
+
 const FIXED: &str = "fix hv-fix-1/v3: OK";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// `ok`, as the text it printed (stdout, then stderr).
+fn ok_text(args: &[&str]) -> String {
+    let r = ok(args);
+    r.stdout + &r.stderr
 }
 
-/// Runs `xsplice` in the workspace root: (exit code, stdout, stderr).
-fn xsplice(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_xsplice"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        text(o.stdout),
-        text(o.stderr),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = xsplice(args);
-    assert_eq!(code, 0, "{args:?}: {out}{err}");
-    out + &err
-}
-
-/// Expects exit 1 and exactly one `error:` line (hints allowed), and
-/// returns that line.
+/// `fails` (exit 1, exactly one `error:` line, hints allowed), as that line.
 fn refused(args: &[&str]) -> String {
-    let (code, out, err) = xsplice(args);
-    assert_eq!(code, 1, "{args:?}: {out}{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: {err}");
-    assert!(
-        err.lines()
-            .all(|l| l.starts_with("error: ") || l.starts_with("hint: ")),
-        "{args:?}: {err}"
-    );
-    errors[0].to_string()
+    let r = fails(args);
+    r.stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A fresh directory for one test, removed when the test is done.
@@ -79,14 +57,10 @@ impl Drop for Scratch {
     }
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A key pair made by `xsplice keygen` in `dir`: (private, public).
 fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(name);
-    ok(&["keygen", "-o", s(&key)]);
+    ok_text(&["keygen", "-o", s(&key)]);
     (key.clone(), dir.join(format!("{name}.pub")))
 }
 
@@ -94,15 +68,17 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// a signature by `public`, and runs the patched image.
 fn accepted(dir: &Path, payload: &Path, public: &Path) {
     let trust = ["--require-signature", "--trusted-key", s(public)];
-    let out = ok(&[&["check", s(payload)][..], &trust].concat());
+    let out = ok_text(&[&["check", s(payload)][..], &trust].concat());
     assert!(out.contains("signature: verified (Ed25519, key "), "{out}");
-    ok(&[&["check", s(payload), "--image", HV][..], &trust].concat());
+    ok_text(&[&["check", s(payload), "--image", HV][..], &trust].concat());
     let patched = dir.join("hv-patched");
-    ok(&[
-        &["apply", "--image", HV, "-o", s(&patched), s(payload)][..],
-        &trust,
-    ]
-    .concat());
+    ok_text(
+        &[
+            &["apply", "--image", HV, "-o", s(&patched), s(payload)][..],
+            &trust,
+        ]
+        .concat(),
+    );
     let run = Command::new(&patched).output().unwrap();
     assert!(String::from_utf8_lossy(&run.stdout).contains(FIXED));
     std::fs::remove_file(&patched).unwrap();
@@ -140,7 +116,7 @@ fn keygen_sign_check_apply_inspect() {
     refused(&["keygen", "-o", s(&key)]);
 
     let signed = d.join("fix.signed.o");
-    ok(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
+    ok_text(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
     let fix = std::fs::read(root().join(FIX)).unwrap();
     let bytes = std::fs::read(&signed).unwrap();
     assert_eq!(
@@ -152,7 +128,7 @@ fn keygen_sign_check_apply_inspect() {
     accepted(&d, &signed, &public);
 
     // inspect: the key id, verified or not.
-    let v: serde_json::Value = serde_json::from_str(&ok(&[
+    let v: serde_json::Value = serde_json::from_str(&ok_text(&[
         "inspect",
         s(&signed),
         "--json",
@@ -163,17 +139,17 @@ fn keygen_sign_check_apply_inspect() {
     assert_eq!(v["signature"]["status"], "verified");
     let id = v["signature"]["key_id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 16);
-    let text = ok(&["inspect", s(&signed)]);
+    let text = ok_text(&["inspect", s(&signed)]);
     assert!(
         text.contains(&format!("unverified (Ed25519, key {id}")),
         "{text}"
     );
-    assert!(ok(&["inspect", FIX]).contains("signature   unsigned"));
+    assert!(ok_text(&["inspect", FIX]).contains("signature   unsigned"));
 
     // Re-signing replaces the block: the old key no longer verifies.
     let (key2, public2) = keygen(&d, "k2");
     let resigned = d.join("fix.resigned.o");
-    let out = ok(&["sign", "--key", s(&key2), s(&signed), "-o", s(&resigned)]);
+    let out = ok_text(&["sign", "--key", s(&key2), s(&signed), "-o", s(&resigned)]);
     assert!(
         out.contains(&format!(
             "replaced the previous signature (unverified (key {id}"
@@ -196,10 +172,13 @@ fn keygen_sign_check_apply_inspect() {
         "--trusted-key",
         s(&public2),
     ];
-    ok(&[&["check", s(&resigned)][..], &both].concat());
-    ok(&[&["check", s(&signed)][..], &both].concat());
+    ok_text(&[&["check", s(&resigned)][..], &both].concat());
+    ok_text(&[&["check", s(&signed)][..], &both].concat());
     // --require-signature without a key is a usage error.
-    assert_eq!(xsplice(&["check", s(&signed), "--require-signature"]).0, 2);
+    assert_eq!(
+        xsplice(&["check", s(&signed), "--require-signature"]).code,
+        2
+    );
 }
 
 #[test]
@@ -208,7 +187,7 @@ fn refusals() {
     let (key, public) = keygen(&d, "k");
     let (_, other) = keygen(&d, "other");
     let signed = d.join("signed.o");
-    ok(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
+    ok_text(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
     let good = std::fs::read(&signed).unwrap();
     let n = good.len();
     let require = ["--require-signature", "--trusted-key", s(&public)];
@@ -272,7 +251,7 @@ fn refusals() {
         &require,
         "unknown scheme: algorithm 2, version 1",
     );
-    assert!(ok(&["inspect", s(&unknown)]).contains("unknown scheme (algorithm 2, version 1)"));
+    assert!(ok_text(&["inspect", s(&unknown)]).contains("unknown scheme (algorithm 2, version 1)"));
     let mut b = good.clone();
     b[n - 10] = 9;
     rejected(
@@ -295,12 +274,12 @@ fn upgrade_and_build_sign() {
     let d = Scratch::new("upgrade");
     let (key, public) = keygen(&d, "k");
     let signed = d.join("signed.o");
-    ok(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
+    ok_text(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
     let up = d.join("up.o");
-    let out = ok(&["upgrade", s(&signed), "--to", "2", "-o", s(&up)]);
+    let out = ok_text(&["upgrade", s(&signed), "--to", "2", "-o", s(&up)]);
     assert!(out.contains("dropped the input's signature"), "{out}");
-    assert!(ok(&["inspect", s(&up)]).contains("signature   unsigned"));
-    let out = ok(&[
+    assert!(ok_text(&["inspect", s(&up)]).contains("signature   unsigned"));
+    let out = ok_text(&[
         "upgrade",
         s(&signed),
         "--to",
@@ -315,7 +294,7 @@ fn upgrade_and_build_sign() {
 
     let built = d.join("built.o");
     let obj = "compat-tests/fixtures/build_input.obj";
-    ok(&[
+    ok_text(&[
         "build",
         obj,
         "-o",
@@ -326,24 +305,7 @@ fn upgrade_and_build_sign() {
         s(&key),
     ]);
     let trust = ["--require-signature", "--trusted-key", s(&public)];
-    ok(&[&["check", s(&built)][..], &trust].concat());
-}
-
-/// Whether `openssl` runs. Missing: fails under `XSPLICE_REQUIRE_TOOLS=1`,
-/// otherwise says the test is skipped.
-fn have_openssl(test: &str) -> bool {
-    let found = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{test}: `openssl` is missing and XSPLICE_REQUIRE_TOOLS=1"
-        );
-        eprintln!("SKIPPED {test}: `openssl` is not installed");
-    }
-    found
+    ok_text(&[&["check", s(&built)][..], &trust].concat());
 }
 
 /// Runs openssl with `args`, feeding `stdin`; returns stdout, asserting success.
@@ -379,7 +341,7 @@ fn openssl_key_id(public: &Path) -> Vec<u8> {
 
 #[test]
 fn openssl_signs_xsplice_verifies() {
-    if !have_openssl("openssl_signs_xsplice_verifies") {
+    if !have_tool("openssl", "version", "openssl_signs_xsplice_verifies") {
         return;
     }
     let d = Scratch::new("openssl-signs");
@@ -422,7 +384,7 @@ fn openssl_signs_xsplice_verifies() {
 
     // An openssl key signs with xsplice too, and the key ids agree.
     let signed = d.join("xsplice-signed.o");
-    ok(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
+    ok_text(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
     assert_eq!(
         std::fs::read(&signed).unwrap(),
         file,
@@ -432,7 +394,7 @@ fn openssl_signs_xsplice_verifies() {
 
 #[test]
 fn xsplice_signs_openssl_verifies() {
-    if !have_openssl("xsplice_signs_openssl_verifies") {
+    if !have_tool("openssl", "version", "xsplice_signs_openssl_verifies") {
         return;
     }
     let d = Scratch::new("xsplice-signs");
@@ -444,7 +406,7 @@ fn xsplice_signs_openssl_verifies() {
     assert_eq!(derived, std::fs::read(&public).unwrap());
 
     let signed = d.join("signed.o");
-    ok(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
+    ok_text(&["sign", "--key", s(&key), FIX, "-o", s(&signed)]);
     let bytes = std::fs::read(&signed).unwrap();
     let n = bytes.len();
     let (elf, sig, id) = (
