@@ -106,6 +106,15 @@ pub trait Target: SymbolSource + Allocator + CodeWriter {
         let _ = region;
         Ok(())
     }
+    /// What the region mapped at `addr` held before [`map`](Target::map)
+    /// wrote it, for the ledger. The default keeps nothing
+    /// ([`Original::NotKept`]): a live target frees the memory on unmap,
+    /// so it need not read it first; an offline image keeps the bytes it
+    /// puts back on unmap.
+    fn original(&self, addr: Addr) -> Original {
+        let _ = addr;
+        Original::NotKept
+    }
     /// The ledger bytes the target keeps, if any (see [`Engine::open`]).
     /// The default keeps none: the engine's memory is the ledger.
     fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
@@ -651,24 +660,6 @@ impl<T: Target> Engine<T> {
                 problem,
             },
         )?;
-        // What each region held before, so an offline revert restores it.
-        let placed = payload
-            .regions
-            .iter()
-            .map(|r| {
-                let mut was = alloc::vec![0u8; r.bytes.len()];
-                let original = match self.target.read(r.addr, &mut was) {
-                    Ok(()) => Original::of(&was),
-                    Err(_) => Original::NotKept,
-                };
-                Placed {
-                    kind: r.kind,
-                    addr: r.addr,
-                    size: r.bytes.len() as u64,
-                    original,
-                }
-            })
-            .collect();
         let identity = match &payload.build_id {
             Some(b) => Identity::build_id(b),
             None => Identity::sha256(ledger::sha256(bytes)),
@@ -689,6 +680,18 @@ impl<T: Target> Engine<T> {
             }
             return Err(e);
         }
+        // What each region held before, as the target kept it when it
+        // mapped the region (an offline image, so revert restores it).
+        let placed = payload
+            .regions
+            .iter()
+            .map(|r| Placed {
+                kind: r.kind,
+                addr: r.addr,
+                size: r.bytes.len() as u64,
+                original: self.target.original(r.addr),
+            })
+            .collect();
         let id = PayloadId(self.next);
         self.next = self.next.saturating_add(1);
         let entry = Entry {

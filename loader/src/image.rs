@@ -409,6 +409,13 @@ impl Target for ImageTarget {
         Ok(())
     }
 
+    fn original(&self, addr: Addr) -> Original {
+        self.placed
+            .iter()
+            .find(|p| p.addr == addr)
+            .map_or(Original::NotKept, |p| p.original.clone())
+    }
+
     fn adopt(&mut self, region: &Placed) -> Result<(), TargetError> {
         let len = usize::try_from(region.size).map_err(|_| TargetError::BadAddress(region.addr))?;
         self.file_range(region.addr, len)?;
