@@ -27,9 +27,7 @@ pub(crate) enum Which<'a> {
 /// Whether `name` (as given on the command line) names the ledger entry
 /// recorded as `recorded`: the same string, or the same file name.
 fn names(recorded: &str, name: &str) -> bool {
-    recorded == name
-        || Path::new(recorded).file_name() == Some(std::ffi::OsStr::new(name))
-        || Path::new(recorded).file_name() == Path::new(name).file_name()
+    recorded == name || Path::new(recorded).file_name() == Path::new(name).file_name()
 }
 
 /// The payloads `which` names, in the order to revert them.
