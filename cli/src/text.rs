@@ -61,12 +61,12 @@ pub(crate) fn natural(a: &str, b: &str) -> Ordering {
                 let m = y.iter().take_while(|c| c.is_ascii_digit()).count();
                 let (dx, rx) = x.split_at(n);
                 let (dy, ry) = y.split_at(m);
-                let trim = |d: &[u8]| {
+                fn trim(d: &[u8]) -> &[u8] {
                     let z = d.iter().take_while(|c| **c == b'0').count();
-                    d.get(z..).unwrap_or(&[]).to_vec()
-                };
+                    d.get(z..).unwrap_or(&[])
+                }
                 let (tx, ty) = (trim(dx), trim(dy));
-                let ord = tx.len().cmp(&ty.len()).then_with(|| tx.cmp(&ty));
+                let ord = tx.len().cmp(&ty.len()).then_with(|| tx.cmp(ty));
                 if ord != Ordering::Equal {
                     return ord;
                 }
