@@ -16,7 +16,9 @@ use xsplice_abi::RecordVersion;
 use xsplice_loader::engine::Engine;
 use xsplice_loader::image::ImageTarget;
 use xsplice_loader::write::WriteError;
-use xsplice_loader::{DryRun, LoadError, LoadOptions, SectionProblem, SymbolProblem};
+use xsplice_loader::{
+    DryRun, LoadError, LoadOptions, RecordProblem, SectionProblem, SymbolProblem,
+};
 
 type Loaded = Result<xsplice_loader::LoadedPayload, LoadError>;
 type Expect = fn(&Loaded) -> bool;
@@ -28,6 +30,15 @@ const CORPUS: &[(&str, Expect)] = &[
     ("section0-type.bin", |r| r.is_ok()),
     ("text-refers-to-note.bin", |r| r.is_ok()),
     ("note-symbol-exported.bin", |r| r.is_ok()),
+    ("name-in-eh-frame.bin", |r| {
+        matches!(
+            r,
+            Err(LoadError::Record {
+                problem: RecordProblem::NameInFormatSection(_),
+                ..
+            })
+        )
+    }),
     ("symbol-past-section.bin", |r| {
         matches!(
             r,

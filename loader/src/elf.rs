@@ -407,8 +407,17 @@ impl<'a> PayloadElf<'a> {
 
     /// Whether section `index` is loaded (SHF_ALLOC).
     pub fn is_alloc(&self, index: usize) -> bool {
+        self.has_flag(index, sh::SHF_ALLOC)
+    }
+
+    /// Whether section `index` is code (SHF_EXECINSTR).
+    pub fn is_exec(&self, index: usize) -> bool {
+        self.has_flag(index, sh::SHF_EXECINSTR)
+    }
+
+    fn has_flag(&self, index: usize, flag: u32) -> bool {
         self.header(index)
-            .is_some_and(|s| s.sh_flags & u64::from(sh::SHF_ALLOC) != 0)
+            .is_some_and(|s| s.sh_flags & u64::from(flag) != 0)
     }
 }
 

@@ -347,9 +347,10 @@ pub enum RecordProblem {
     /// The name pointer does not point into an allocated payload section.
     #[error("name pointer {0} is not inside the payload")]
     NameOutside(Addr),
-    /// The name pointer points into a format section (`.xsplice.*`) or a
-    /// note, not into the payload's own data: a rewrite would change it.
-    #[error("name pointer {0} points into a format section or a note")]
+    /// The name pointer points into a format section (`.xsplice.*`), a
+    /// note, code or `.eh_frame`, not into the payload's own data: a
+    /// rewrite would change it.
+    #[error("name pointer {0} points into a format section, a note, code or .eh_frame")]
     NameInFormatSection(Addr),
     /// The name is not NUL-terminated within 128 bytes.
     #[error("name is not NUL-terminated within 128 bytes")]
