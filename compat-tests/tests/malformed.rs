@@ -16,9 +16,7 @@ use xsplice_abi::RecordVersion;
 use xsplice_loader::engine::Engine;
 use xsplice_loader::image::ImageTarget;
 use xsplice_loader::write::WriteError;
-use xsplice_loader::{
-    DryRun, LoadError, LoadOptions, RecordProblem, SectionProblem, SymbolProblem,
-};
+use xsplice_loader::{DryRun, LoadError, LoadOptions, RelocProblem, SectionProblem, SymbolProblem};
 
 type Loaded = Result<xsplice_loader::LoadedPayload, LoadError>;
 type Expect = fn(&Loaded) -> bool;
@@ -30,11 +28,14 @@ const CORPUS: &[(&str, Expect)] = &[
     ("section0-type.bin", |r| r.is_ok()),
     ("text-refers-to-note.bin", |r| r.is_ok()),
     ("note-symbol-exported.bin", |r| r.is_ok()),
+    // Refused since by the rule that found `name-addend-leaves-section.bin`:
+    // the name is `.rodata.str1.1` plus an addend reaching into `.eh_frame`.
     ("name-in-eh-frame.bin", |r| {
         matches!(
             r,
-            Err(LoadError::Record {
-                problem: RecordProblem::NameInFormatSection(_),
+            Err(LoadError::Relocation {
+                index: 3,
+                problem: RelocProblem::PointerLeavesSection { section: 6, .. },
                 ..
             })
         )
@@ -48,6 +49,16 @@ const CORPUS: &[(&str, Expect)] = &[
                     value: 0x26,
                     size: 0x25
                 },
+                ..
+            })
+        )
+    }),
+    ("name-addend-leaves-section.bin", |r| {
+        matches!(
+            r,
+            Err(LoadError::Relocation {
+                index: 3,
+                problem: RelocProblem::PointerLeavesSection { section: 6, .. },
                 ..
             })
         )

@@ -302,6 +302,17 @@ pub enum RelocProblem {
     /// to (a GOT load relaxed with its ADRP must be a 64-bit `ldr`).
     #[error("the instruction {0:#010x} at the place is not the 64-bit load this relocation type expects")]
     Instruction(u32),
+    /// A pointer of a record or hook table whose symbol plus addend leaves
+    /// the symbol's section: where it lands would depend on the layout.
+    #[error(
+        "the pointer {value:#x} (symbol + addend) lies outside the symbol's section {section}"
+    )]
+    PointerLeavesSection {
+        /// Index of the symbol's section.
+        section: usize,
+        /// The address symbol + addend, as laid out.
+        value: u64,
+    },
     /// The value is not aligned as the instruction needs.
     #[error("value {value:#x} is not {align}-byte aligned")]
     Misaligned {

@@ -174,6 +174,10 @@ pub(crate) fn relocate(
             if !rule.allows(elf.arch, r.r_type, r.r_offset) {
                 return Err(err(RelocProblem::FormatField));
             }
+            let home = rule
+                .is_pointer_table()
+                .then(|| Home::of(elf, layout, r.r_sym))
+                .flatten();
             let stub = layout.stub_addr(rs, index);
             let region = layout
                 .regions
@@ -197,6 +201,9 @@ pub(crate) fn relocate(
                 Some(a) if is_rela => a,
                 _ => reloc::implicit_addend(elf.arch, bytes, r.r_type, r.r_offset).map_err(err)?,
             };
+            if let Some(home) = home {
+                home.holds(s.wrapping_add_signed(a)).map_err(err)?;
+            }
             let slot = layout
                 .got
                 .as_ref()
@@ -247,6 +254,50 @@ pub(crate) fn relocate(
         }
     }
     Ok(())
+}
+
+/// The section a symbol of the payload is defined in, as laid out.
+///
+/// A pointer field of a record or hook table relocated against a symbol of
+/// the payload must land inside that symbol's section: symbol + addend
+/// reaching into a neighbouring section depends on how the loader lays
+/// sections out, which differs between record versions (`upgrade` moves
+/// them) and between loaders. gcc never emits one (a string is its
+/// section's symbol plus the offset inside it). Symbols the payload does
+/// not define (resolved against the target) are not concerned.
+#[derive(Debug, Clone, Copy)]
+struct Home {
+    section: usize,
+    base: u64,
+    size: u64,
+}
+
+impl Home {
+    fn of(elf: &PayloadElf<'_>, layout: &Layout, symbol: usize) -> Option<Home> {
+        let section = elf
+            .symbol(symbol)
+            .map(|sym| sym.st_shndx)
+            .filter(|&i| i != 0 && i < sh::SHN_LORESERVE as usize)?;
+        Some(Home {
+            section,
+            base: layout.addr_of(section)?,
+            size: elf.sections.get(section)?.sh_size,
+        })
+    }
+
+    fn holds(self, value: u64) -> Result<(), RelocProblem> {
+        if value
+            .checked_sub(self.base)
+            .is_some_and(|off| off < self.size)
+        {
+            Ok(())
+        } else {
+            Err(RelocProblem::PointerLeavesSection {
+                section: self.section,
+                value,
+            })
+        }
+    }
 }
 
 /// Writes a stub's code at `off` in the text region.
@@ -303,6 +354,12 @@ impl FormatRule {
         } else {
             FormatRule::Any
         }
+    }
+
+    /// Whether the section's relocated fields are pointers the loader reads
+    /// (records and hooks), as opposed to code and data of the payload.
+    fn is_pointer_table(self) -> bool {
+        matches!(self, FormatRule::Records(..) | FormatRule::Hooks)
     }
 
     fn allows(self, arch: Arch, rtype: u32, offset: u64) -> bool {

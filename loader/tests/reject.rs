@@ -630,7 +630,24 @@ fn names_must_point_into_the_payloads_own_data() {
         .map(|i| rela_data + 24 * i)
         .find(|e| u64::from_le_bytes(b0[*e..*e + 8].try_into().unwrap()) == 32)
         .expect("record 0's name is relocated");
-    // Aim the name at the first byte of .xsplice.funcs, as laid out.
+    // Aim the name at symbol 6, `xsplice_funcs`, the records array itself.
+    let mut b = b0.clone();
+    let info = u64::from_le_bytes(b[entry + 8..entry + 16].try_into().unwrap());
+    put_u64(&mut b, entry + 8, (6 << 32) | (info & 0xffff_ffff));
+    put_u64(&mut b, entry + 16, 0);
+    let e = err(&b);
+    assert!(
+        matches!(
+            e,
+            LoadError::Record {
+                problem: RecordProblem::NameInFormatSection(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Aim it there from `.rodata.str1.1` with an addend instead: where that
+    // lands depends on the layout, so it is refused before the name is read.
     let p = try_load(&b0).unwrap();
     let at = |name: &str| p.sections.iter().find(|s| s.name == name).unwrap().addr.0;
     let mut b = b0.clone();
@@ -640,10 +657,11 @@ fn names_must_point_into_the_payloads_own_data() {
     assert!(
         matches!(
             e,
-            LoadError::Record {
-                problem: RecordProblem::NameInFormatSection(_),
+            LoadError::Relocation {
+                ref section,
+                problem: RelocProblem::PointerLeavesSection { section: 6, .. },
                 ..
-            }
+            } if section == ".xsplice.funcs"
         ),
         "{e}"
     );
