@@ -10,6 +10,10 @@
 # libFuzzer's seed is FUZZ_SEED (default 1), so a run (CI's smoke included)
 # replays the same mutations from the committed seeds and a failure can be
 # reproduced; FUZZ_SEED=0 picks a random seed, for longer exploratory runs.
+# FUZZ_RUNS=N stops each target after N inputs (SECONDS stays the upper
+# bound): with a fixed seed and a fresh corpus, such a run executes the same
+# inputs on every machine, whatever its speed, so a CI smoke that passes here
+# passes there. CI runs `FUZZ_RUNS=40000 fuzz/run.sh 120` on a fresh corpus.
 #
 # Needs nightly and cargo-fuzz (see README.md).
 set -uo pipefail
@@ -28,7 +32,7 @@ failed=0
 printf '%-14s %12s %8s %8s %8s %s\n' target execs exec/s cov ft result
 for t in "${targets[@]}"; do
   mkdir -p "artifacts/$t" "corpus/$t"
-  "$bin/$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  "$bin/$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/" "corpus/$t" \
     >"logs/$t.log" 2>&1
   rc=$?

@@ -22,170 +22,28 @@
 //! payload already applied, checks dependencies and reverts exactly as a
 //! long-lived one.
 
+mod error;
+mod plan;
+mod target;
+
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::fmt;
-use core::ops::Range;
 
 use xsplice_abi::arch::ArchTable;
 use xsplice_abi::sections::HookPoint;
-use xsplice_abi::{Incompat, RecordIndex};
 
-use crate::arch_tables::{self, ArchTables, CpuFeatures};
-use crate::ledger::{self, Entry, Identity, Ledger, LedgerError, Original, Placed};
-use crate::patch::{self, PatchError};
+pub use error::EngineError;
+pub use plan::{PatchPlan, PlannedWrite};
+pub use target::{CodeWriter, HookOutcome, Site, Target};
+
+use crate::arch_tables::{self, ArchTables};
+use crate::ledger::{self, Entry, Identity, Ledger, Placed};
 use crate::payload::{Hook, LoadedPayload, Region};
 use crate::{
-    load, Addr, Allocator, Arch, LoadError, LoadOptions, RegionKind, Symbol, SymbolSource,
-    TargetError,
+    load, Addr, Allocator, LoadError, LoadOptions, RegionKind, Symbol, SymbolSource, TargetError,
 };
-
-/// Writes code bytes; what a [`Target`] hands the critical section.
-///
-/// A target may refuse writes outside the [`Site`]s it was given for the
-/// action: the stop-the-world guarantees are about exactly those bytes.
-pub trait CodeWriter {
-    /// Writes `bytes` at `addr` (text of the target or of a payload).
-    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError>;
-    /// Makes the instruction fetch of `[addr, addr+len)` see the new bytes.
-    fn flush_icache(&mut self, addr: Addr, len: usize);
-}
-
-/// One write of an action, as the engine announces it to
-/// [`Target::quiesce`] before the critical section: where other threads or
-/// CPUs must not be stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Site {
-    /// The record the write belongs to.
-    pub record: RecordIndex,
-    /// The bytes the write changes, `[site, site + len)`.
-    pub bytes: Range<u64>,
-    /// The code the write takes out of service: the old function
-    /// `[old_addr, old_addr + old_size)` on apply, the replacement
-    /// `[new_addr, new_addr + new_size)` on revert (empty for a NOP record,
-    /// whose revert retires no function). A target that offers a stricter
-    /// policy refuses while a thread is anywhere in it.
-    pub retired: Range<u64>,
-}
-
-/// What a hook call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HookOutcome {
-    /// The hook ran and returned this value (0 = success).
-    Returned(i32),
-    /// The target cannot run code (an offline image): the hook was skipped.
-    Skipped,
-}
-
-/// What the hypervisor provides. Each method's contract is part of the
-/// safety of live patching; implementations document how they meet it.
-pub trait Target: SymbolSource + Allocator + CodeWriter {
-    /// The machine of the target: payloads for another are refused.
-    fn arch(&self) -> Arch;
-    /// Whether the target runs at an address unknown when patching (an
-    /// offline PIE image): payloads must then be position-independent.
-    fn position_independent(&self) -> bool {
-        false
-    }
-    /// Copies a region's relocated bytes to its address and gives it its
-    /// final permissions: text read+execute, read-only read, data read+write.
-    fn map(&mut self, region: &Region) -> Result<(), TargetError>;
-    /// Releases a region mapped earlier (by this run, or by an earlier run
-    /// and [`adopt`](Target::adopt)ed: then `region.bytes` is empty and the
-    /// target identifies the region by `region.addr`). An offline image
-    /// puts back what the region held before.
-    fn unmap(&mut self, region: &Region) -> Result<(), TargetError>;
-    /// Takes note of a region an earlier run mapped, found in the ledger:
-    /// the target must not allocate over it, and may [`unmap`](Target::unmap)
-    /// it later. The default does nothing (a target whose memory manager
-    /// already knows its mappings).
-    fn adopt(&mut self, region: &Placed) -> Result<(), TargetError> {
-        let _ = region;
-        Ok(())
-    }
-    /// What the region mapped at `addr` held before [`map`](Target::map)
-    /// wrote it, for the ledger. The default keeps nothing
-    /// ([`Original::NotKept`]): a live target frees the memory on unmap,
-    /// so it need not read it first; an offline image keeps the bytes it
-    /// puts back on unmap.
-    fn original(&self, addr: Addr) -> Original {
-        let _ = addr;
-        Original::NotKept
-    }
-    /// The ledger bytes the target keeps, if any (see [`Engine::open`]).
-    /// The default keeps none: the engine's memory is the ledger.
-    fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
-        Ok(None)
-    }
-    /// Stores the ledger bytes (an empty stack is an empty ledger). Called
-    /// after every apply and revert; a failure undoes that action.
-    fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
-        let _ = bytes;
-        Ok(())
-    }
-    /// Reads the bytes at `addr` (code of the target or of a payload).
-    fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError>;
-    /// Runs `critical` with every other CPU (or thread) stopped, in Xen a
-    /// rendezvous of all CPUs with a timeout. `critical` only calls the
-    /// [`CodeWriter`] it is given, at the byte ranges of `sites`, and
-    /// neither allocates nor takes locks.
-    ///
-    /// What an implementation guarantees when it calls `critical`:
-    /// - no other CPU or thread executes until `critical` has returned and
-    ///   the written bytes are visible to instruction fetch everywhere;
-    /// - no stopped CPU or thread is stopped *inside* an instruction being
-    ///   rewritten, i.e. with its program counter in the interior of any
-    ///   `sites[i].bytes` (it would resume in the middle of the new bytes).
-    ///
-    /// When it cannot (a CPU does not arrive in time, a thread stays inside
-    /// a site), it returns an error without calling `critical`, so nothing
-    /// is written. `sites` lists every write of the action (all records;
-    /// on rollback the same ranges are written back).
-    fn quiesce(
-        &mut self,
-        sites: &[Site],
-        critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
-    ) -> Result<(), TargetError>;
-    /// The build-id of the running image.
-    fn build_id(&self) -> Option<&[u8]>;
-    /// Calls the hook `int fn(void)` at `hook.addr`.
-    fn run_hook(&mut self, hook: &Hook) -> Result<HookOutcome, TargetError>;
-    /// The CPU features of the machine the patched code runs on: the
-    /// engine applies a payload's alternatives for them at load, before its
-    /// text is mapped. The default reports none, so the original code stays.
-    fn cpu_features(&self) -> CpuFeatures {
-        CpuFeatures::NONE
-    }
-    /// Whether the target honours `table` of a payload (exception tables
-    /// and bug frames: registers them with its fault and trap handlers). A
-    /// payload carrying a table its target does not honour is refused at
-    /// load, naming the section. The default honours neither; alternatives
-    /// are applied by the engine and always honoured.
-    fn honours(&self, table: ArchTable) -> bool {
-        table == ArchTable::AltInstructions
-    }
-    /// Registers a payload's exception-table and bug-frame entries (called
-    /// by [`Engine::apply`] before the patch sites are written, only for a
-    /// payload that has entries). The engine calls
-    /// [`unregister_tables`](Target::unregister_tables) exactly once for
-    /// every successful call: when the apply fails later, or at revert
-    /// after the original bytes are back.
-    fn register_tables(&mut self, id: PayloadId, tables: &ArchTables) -> Result<(), TargetError> {
-        let _ = (id, tables);
-        Err(TargetError::Unsupported(
-            "this target has no exception-table or bug-frame registry",
-        ))
-    }
-    /// Removes what [`register_tables`](Target::register_tables) registered
-    /// for `id`.
-    fn unregister_tables(&mut self, id: PayloadId) -> Result<(), TargetError> {
-        let _ = id;
-        Ok(())
-    }
-}
 
 /// A handle on a payload held by an [`Engine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -211,189 +69,6 @@ pub enum State {
     Reverted,
 }
 
-/// Why an engine action failed. After any error the target's code is as it
-/// was before the action.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The payload did not load.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// No payload has this id.
-    #[error("{0} does not exist")]
-    NoSuchPayload(PayloadId),
-    /// The action is not allowed in the payload's state.
-    #[error("{id} is {state:?}: cannot {action}")]
-    WrongState {
-        /// Payload.
-        id: PayloadId,
-        /// Its state.
-        state: State,
-        /// The refused action.
-        action: &'static str,
-    },
-    /// Only the most recently applied payload can be reverted.
-    #[error("{id} is not the top of the applied stack ({top} is)")]
-    NotTop {
-        /// Payload.
-        id: PayloadId,
-        /// The top.
-        top: PayloadId,
-    },
-    /// The patch bytes for a record cannot be made.
-    #[error("{record} `{name}`: {problem}")]
-    Patch {
-        /// Record.
-        record: RecordIndex,
-        /// Function name.
-        name: String,
-        /// What is wrong.
-        problem: PatchError,
-    },
-    /// The bytes at the site differ from the record's EXPECT bytes.
-    #[error("{record} `{name}`: bytes at {site} are {found:02x?}, expected {expected:02x?}")]
-    ExpectMismatch {
-        /// Record.
-        record: RecordIndex,
-        /// Function name.
-        name: String,
-        /// Site.
-        site: Addr,
-        /// Expected bytes.
-        expected: Vec<u8>,
-        /// Bytes found.
-        found: Vec<u8>,
-    },
-    /// Two records, or this record and an applied payload, patch
-    /// overlapping bytes.
-    #[error("{record} `{name}`: site {site} overlaps a patch of {other} ({other_record})")]
-    SiteConflict {
-        /// Record.
-        record: RecordIndex,
-        /// Function name.
-        name: String,
-        /// Site.
-        site: Addr,
-        /// The payload already patching there (possibly this one).
-        other: PayloadId,
-        /// Its record.
-        other_record: RecordIndex,
-    },
-    /// The payload depends on a build-id that is not below it.
-    #[error("depends on build-id {}, but {what} has {}", hex(.wanted), .found.as_deref().map_or_else(|| String::from("none"), hex))]
-    Dependency {
-        /// The build-id the payload was built against.
-        wanted: Vec<u8>,
-        /// What is below it: the image or a payload.
-        what: &'static str,
-        /// That one's build-id.
-        found: Option<Vec<u8>>,
-    },
-    /// A hook returned non-zero; the payload stays in its previous state.
-    #[error("{point:?} hook {index} at {addr} returned {ret}")]
-    HookFailed {
-        /// Hook point.
-        point: HookPoint,
-        /// Index in its section.
-        index: usize,
-        /// Address.
-        addr: Addr,
-        /// Return value.
-        ret: i32,
-    },
-    /// The target failed.
-    #[error("target: {0}")]
-    Target(#[from] TargetError),
-    /// The same payload (by build-id, else by SHA-256) is already applied.
-    #[error("{id} is already applied as `{applied}` ({identity})")]
-    AlreadyApplied {
-        /// The payload refused.
-        id: PayloadId,
-        /// The name of the applied copy.
-        applied: String,
-        /// The identity they share.
-        identity: Identity,
-    },
-    /// The ledger the target keeps cannot be read or written.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    /// The target's bytes at a site differ from what its ledger says was
-    /// written there: something else changed the target.
-    #[error("ledger entry `{name}`: site {site} of `{function}` holds {found:02x?}, the ledger wrote {written:02x?}")]
-    LedgerMismatch {
-        /// The ledger entry.
-        name: String,
-        /// Its function.
-        function: String,
-        /// The site.
-        site: Addr,
-        /// Bytes the ledger says were written.
-        written: Vec<u8>,
-        /// Bytes found.
-        found: Vec<u8>,
-    },
-    /// The payload was restored from the ledger: its loaded form is not in
-    /// this run (only [`Engine::entry`] describes it).
-    #[error("{0} was applied by an earlier run: its payload is not loaded here")]
-    Restored(PayloadId),
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use core::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// One precomputed write: new bytes for the site, and the bytes they replace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Write {
-    record: RecordIndex,
-    name: String,
-    addr: Addr,
-    new: Vec<u8>,
-    old: Vec<u8>,
-    /// The old function and the replacement (see [`Site::retired`]).
-    old_fn: Range<u64>,
-    new_fn: Range<u64>,
-}
-
-impl Write {
-    /// A write from a ledger site. The ledger keeps the bytes, not the
-    /// functions' extents: the strict site policy of a live target sees
-    /// only the site's own bytes for a payload restored from a ledger.
-    fn restored(s: &ledger::Site, old: Vec<u8>) -> Self {
-        Write {
-            record: s.record,
-            name: s.name.clone(),
-            addr: s.addr,
-            new: s.new.clone(),
-            old,
-            old_fn: s.addr.0..s.addr.0,
-            new_fn: s.addr.0..s.addr.0,
-        }
-    }
-
-    fn site(&self) -> ledger::Site {
-        ledger::Site {
-            record: self.record,
-            name: self.name.clone(),
-            addr: self.addr,
-            old: self.old.clone(),
-            new: self.new.clone(),
-        }
-    }
-
-    fn end(&self) -> u64 {
-        self.addr.0.saturating_add(self.new.len() as u64)
-    }
-
-    fn overlaps(&self, other: &Write) -> bool {
-        self.addr.0 < other.end() && other.addr.0 < self.end()
-    }
-}
-
 struct Slot {
     id: PayloadId,
     /// What the ledger keeps of the payload. Its `sites` are empty for a
@@ -404,7 +79,7 @@ struct Slot {
     payload: Option<LoadedPayload>,
     state: State,
     /// The writes made by the last apply (with the bytes they replaced).
-    applied: Vec<Write>,
+    applied: Vec<PlannedWrite>,
 }
 
 impl Slot {
@@ -530,7 +205,7 @@ impl<T: Target> Engine<T> {
     pub fn entry(&self, id: PayloadId) -> Result<Entry, EngineError> {
         let s = self.slot(id)?;
         Ok(Entry {
-            sites: s.applied.iter().map(Write::site).collect(),
+            sites: s.applied.iter().map(PlannedWrite::site).collect(),
             ..s.entry.clone()
         })
     }
@@ -597,7 +272,7 @@ impl<T: Target> Engine<T> {
             let applied = entry
                 .sites
                 .iter()
-                .map(|s| Write::restored(s, s.old.clone()))
+                .map(|s| PlannedWrite::restored(s, s.old.clone()))
                 .collect();
             let id = PayloadId(self.next);
             self.next = self.next.saturating_add(1);
@@ -733,155 +408,28 @@ impl<T: Target> Engine<T> {
         Ok(())
     }
 
-    /// Computes every write of payload `id` as it would apply now, checking
-    /// ranges, EXPECT bytes, conflicts and the build-id dependency.
-    fn prepare(&self, id: PayloadId) -> Result<Vec<Write>, EngineError> {
-        let slot = self.slot(id)?;
-        if let Some(other) = self
-            .stack
-            .iter()
-            .filter_map(|b| self.slot(*b).ok())
-            .find(|o| o.id != id && o.entry.identity == slot.entry.identity)
-        {
-            return Err(EngineError::AlreadyApplied {
-                id,
-                applied: other.entry.name.clone(),
-                identity: other.entry.identity.clone(),
-            });
-        }
-        let Some(p) = &slot.payload else {
-            // Restored from the ledger and reverted by `replace`: apply the
-            // same bytes again (what `restore` does when `replace` fails).
-            let mut writes = Vec::with_capacity(slot.entry.sites.len());
-            for s in &slot.entry.sites {
-                let mut old = alloc::vec![0u8; s.new.len()];
-                self.target.read(s.addr, &mut old)?;
-                writes.push(Write::restored(s, old));
-            }
-            self.check_overlaps(id, &writes)?;
-            return Ok(writes);
-        };
-        if let Some(wanted) = &p.depends {
-            let (what, found) = match self.stack.last() {
-                Some(below) => ("the payload below it", self.slot(*below)?.entry.build_id()),
-                None => ("the running image", self.target.build_id()),
-            };
-            if found != Some(wanted.as_slice()) {
-                return Err(EngineError::Dependency {
-                    wanted: wanted.clone(),
-                    what,
-                    found: found.map(<[u8]>::to_vec),
-                });
-            }
-        }
-        let mut writes: Vec<Write> = Vec::with_capacity(p.records.len());
-        for r in &p.records {
-            let patch_err = |problem| EngineError::Patch {
-                record: r.index,
-                name: r.name.clone(),
-                problem,
-            };
-            let new = if r.func.incompat.contains(Incompat::NOP) {
-                patch::nops(p.arch, r.func.new_size).map_err(patch_err)?
-            } else {
-                // The long AArch64 sequence only from the function's entry.
-                let room = if r.site == r.old_addr {
-                    r.func.old_size
-                } else {
-                    0
-                };
-                patch::jump_with_room(p.arch, r.site, r.func.new_addr, room).map_err(patch_err)?
-            };
-            let mut old = alloc::vec![0u8; new.len()];
-            self.target.read(r.site, &mut old)?;
-            let expect = r.func.expect.as_slice();
-            if !expect.is_empty() {
-                let mut found = alloc::vec![0u8; expect.len()];
-                self.target.read(r.site, &mut found)?;
-                if found != expect {
-                    return Err(EngineError::ExpectMismatch {
-                        record: r.index,
-                        name: r.name.clone(),
-                        site: r.site,
-                        expected: expect.to_vec(),
-                        found,
-                    });
-                }
-            }
-            let w = Write {
-                record: r.index,
-                name: r.name.clone(),
-                addr: r.site,
-                new,
-                old,
-                old_fn: r.old_addr.0..r.old_addr.0.saturating_add(r.func.old_size),
-                new_fn: if r.func.incompat.contains(Incompat::NOP) {
-                    0..0
-                } else {
-                    r.func.new_addr.0..r.func.new_addr.0.saturating_add(r.func.new_size)
-                },
-            };
-            writes.push(w);
-        }
-        self.check_overlaps(id, &writes)?;
-        Ok(writes)
-    }
-
-    /// Refuses writes that overlap each other, or overlap a write of a
-    /// payload below on the stack other than at the very same site (there
-    /// the newer jump wins and revert restores the older one). Sorting keeps
-    /// this O(n log n) in the number of records, whatever the input.
-    fn check_overlaps(&self, id: PayloadId, writes: &[Write]) -> Result<(), EngineError> {
-        let conflict =
-            |w: &Write, other: PayloadId, other_record: RecordIndex| EngineError::SiteConflict {
-                record: w.record,
-                name: w.name.clone(),
-                site: w.addr,
-                other,
-                other_record,
-            };
-        // Within the payload: sorted by address, a write overlaps an
-        // earlier one exactly when it starts before the furthest end so far.
-        let mut order: Vec<&Write> = writes.iter().collect();
-        order.sort_by_key(|w| (w.addr.0, w.record));
-        let mut furthest: Option<&Write> = None;
-        for w in order {
-            if let Some(f) = furthest.filter(|f| w.addr.0 < f.end()) {
-                let (first, second) = if f.record < w.record { (f, w) } else { (w, f) };
-                return Err(conflict(second, id, first.record));
-            }
-            if furthest.is_none_or(|f| w.end() > f.end()) {
-                furthest = Some(w);
-            }
-        }
-        // Against the payloads below: a sorted list and a bounded window.
-        let mut below: Vec<(&Write, PayloadId)> = Vec::new();
-        for b in self.stack.iter().filter(|b| **b != id) {
-            below.extend(self.slot(*b)?.applied.iter().map(|w| (w, *b)));
-        }
-        below.sort_by_key(|(w, _)| w.addr.0);
-        let longest = below
-            .iter()
-            .map(|(w, _)| w.new.len() as u64)
-            .max()
-            .unwrap_or(0);
-        for w in writes {
-            let upto = below.partition_point(|(o, _)| o.addr.0 < w.end());
-            let window = below.get(..upto).unwrap_or(&[]);
-            let clash = window
-                .iter()
-                .rev()
-                .take_while(|(o, _)| o.addr.0.saturating_add(longest) > w.addr.0)
-                .find(|(o, _)| o.overlaps(w) && (o.addr != w.addr || o.new.len() != w.new.len()));
-            if let Some((o, other)) = clash {
-                return Err(conflict(w, *other, o.record));
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks that payload `id` would apply now, without writing anything.
-    pub fn check(&mut self, id: PayloadId) -> Result<(), EngineError> {
+    /// Checks that payload `id` would apply now, without writing anything,
+    /// and returns what it would write.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use xsplice_loader::engine::Engine;
+    /// # use xsplice_loader::image::ImageTarget;
+    /// # use xsplice_loader::LoadOptions;
+    /// let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hypervisor");
+    /// let image = ImageTarget::new(std::fs::read(format!("{root}/hv"))?)?;
+    /// let mut engine = Engine::new(image, LoadOptions::default());
+    /// let id = engine.load("fix", &std::fs::read(format!("{root}/fix.o"))?)?;
+    /// let plan = engine.check(id)?;
+    /// for w in plan.writes() {
+    ///     // x86-64: a 5-byte `jmp rel32` over the function's first bytes.
+    ///     assert_eq!(w.new_bytes()[0], 0xe9);
+    ///     assert_eq!(w.new_bytes().len(), w.old_bytes().len());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check(&mut self, id: PayloadId) -> Result<PatchPlan, EngineError> {
         let state = self.state(id)?;
         if state == State::Applied {
             return Err(EngineError::WrongState {
@@ -890,16 +438,16 @@ impl<T: Target> Engine<T> {
                 action: "check",
             });
         }
-        self.prepare(id)?;
+        let plan = self.prepare(id)?;
         self.slot_mut(id)?.state = State::Checked;
-        Ok(())
+        Ok(plan)
     }
 
     /// Writes `writes` (their `new` bytes, or with `undo` their `old` bytes
     /// in reverse order) inside one stop-the-world section. A failed write
     /// rolls back the earlier ones before the section ends.
-    fn commit(&mut self, writes: &[Write], undo: bool) -> Result<(), EngineError> {
-        fn bytes(w: &Write, undo: bool) -> &[u8] {
+    fn commit(&mut self, writes: &[PlannedWrite], undo: bool) -> Result<(), EngineError> {
+        fn bytes(w: &PlannedWrite, undo: bool) -> &[u8] {
             if undo {
                 &w.old
             } else {
@@ -953,7 +501,7 @@ impl<T: Target> Engine<T> {
                 action: "apply",
             });
         }
-        let writes = self.prepare(id)?;
+        let writes = self.prepare(id)?.writes;
         let hooks = self.slot(id)?.entry.hooks.clone();
         self.run_hooks(&hooks, &[HookPoint::PreApply])?;
         // The tables are in place before any patch site can reach the code.
