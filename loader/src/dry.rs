@@ -19,12 +19,24 @@ pub const PLACEHOLDER: Addr = Addr(0x1000_0000);
 const REGION_BASE: u64 = PLACEHOLDER.0 + 0x10_0000;
 /// Each region kind gets its own 16 MiB window (the default `max_alloc`).
 const REGION_STRIDE: u64 = 0x100_0000;
+/// Alignment of packed regions: a page, as the permissions of an arena's
+/// regions differ.
+const PAGE: u64 = 0x1000;
 
 /// Collects the names resolved to the placeholder.
+///
+/// By default each region kind gets its own window (text from
+/// `0x1010_0000`, read-only data from `0x1110_0000`, data from
+/// `0x1210_0000`: stable addresses `inspect` shows). [`DryRun::packed`]
+/// places the regions one after the other instead, page-aligned, as an
+/// arena holds them, so that relocations of short reach between a
+/// payload's own sections (AArch64 tiny code model: `ADR`, ±1 MiB) fit as
+/// they do on a real target; the writer checks what it writes that way.
 #[derive(Debug, Default)]
 pub struct DryRun {
     unresolved: RefCell<BTreeSet<String>>,
     next: [u64; 3],
+    packed: bool,
 }
 
 /// The symbol side of a [`DryRun`].
@@ -33,15 +45,30 @@ pub struct DryRunSymbols<'a>(&'a RefCell<BTreeSet<String>>);
 
 /// The allocator side of a [`DryRun`].
 #[derive(Debug)]
-pub struct DryRunAllocator<'a>(&'a mut [u64; 3]);
+pub struct DryRunAllocator<'a> {
+    next: &'a mut [u64; 3],
+    packed: bool,
+}
 
 impl DryRun {
+    /// A dry run whose regions are packed one after the other (see
+    /// [`DryRun`]).
+    pub fn packed() -> Self {
+        DryRun {
+            packed: true,
+            ..DryRun::default()
+        }
+    }
+
     /// The symbol source (every name resolves to [`PLACEHOLDER`]) and the
     /// allocator (synthetic, non-overlapping addresses), used together.
     pub fn split(&mut self) -> (DryRunSymbols<'_>, DryRunAllocator<'_>) {
         (
             DryRunSymbols(&self.unresolved),
-            DryRunAllocator(&mut self.next),
+            DryRunAllocator {
+                next: &mut self.next,
+                packed: self.packed,
+            },
         )
     }
 
@@ -74,19 +101,23 @@ impl SymbolSource for DryRunSymbols<'_> {
 
 impl Allocator for DryRunAllocator<'_> {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
-        let k = kind as usize;
+        // Packed: one window for every kind, page-aligned regions.
+        let (k, window, a) = if self.packed {
+            (0, REGION_STRIDE * 3, align.max(PAGE))
+        } else {
+            (kind as usize, REGION_STRIDE, align.max(1))
+        };
         let used = self
-            .0
+            .next
             .get_mut(k)
             .ok_or(TargetError::Unsupported("region kind"))?;
         let base = REGION_BASE + REGION_STRIDE * k as u64;
-        let a = align.max(1);
         let start = used
             .checked_add(a - 1)
             .map(|v| v / a * a)
             .unwrap_or(u64::MAX);
         let end = start.saturating_add(size);
-        if end > REGION_STRIDE {
+        if end > window {
             return Err(TargetError::OutOfMemory {
                 kind: kind.name(),
                 size,

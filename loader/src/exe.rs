@@ -10,7 +10,7 @@ use goblin::elf::program_header as ph;
 use goblin::elf::Elf;
 
 use crate::symtab::SymbolTable;
-use crate::{notes, RegionKind};
+use crate::RegionKind;
 
 /// What a live target needs to know about its executable.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ impl Executable {
                     let start = usize::try_from(s.sh_offset).ok()?;
                     let data =
                         bytes.get(start..start.checked_add(usize::try_from(s.sh_size).ok()?)?)?;
-                    notes::build_id(data).ok().map(<[u8]>::to_vec)
+                    crate::elf::note::build_id(data).ok().map(<[u8]>::to_vec)
                 },
             )?
         });

@@ -40,9 +40,7 @@ use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
-use crate::{
-    notes, Addr, Allocator, Arch, CpuFeatures, RegionKind, Symbol, SymbolSource, TargetError,
-};
+use crate::{Addr, Allocator, Arch, CpuFeatures, RegionKind, Symbol, SymbolSource, TargetError};
 
 /// Largest image accepted.
 pub const MAX_IMAGE: usize = 256 << 20;
@@ -156,7 +154,7 @@ impl ImageTarget {
                 let data = bytes
                     .get(start..start.saturating_add(s.sh_size as usize))
                     .unwrap_or(&[]);
-                build_id = notes::build_id(data).ok().map(<[u8]>::to_vec);
+                build_id = crate::elf::note::build_id(data).ok().map(<[u8]>::to_vec);
             }
             for (kind, arena_name) in [
                 (RegionKind::Text, sections::ARENA_TEXT),

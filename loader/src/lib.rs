@@ -61,7 +61,6 @@ mod error;
 mod layout;
 pub mod ledger;
 mod link;
-mod notes;
 pub mod patch;
 mod payload;
 mod reloc;

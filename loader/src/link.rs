@@ -363,16 +363,8 @@ impl FormatRule {
     }
 
     fn allows(self, arch: Arch, rtype: u32, offset: u64) -> bool {
-        let abs64 = rtype
-            == match arch {
-                Arch::X86_64 => goblin::elf::reloc::R_X86_64_64,
-                Arch::Aarch64 => goblin::elf::reloc::R_AARCH64_ABS64,
-            };
-        let rel32 = rtype
-            == match arch {
-                Arch::X86_64 => goblin::elf::reloc::R_X86_64_PC32,
-                Arch::Aarch64 => goblin::elf::reloc::R_AARCH64_PREL32,
-            };
+        let abs64 = rtype == crate::elf::abs64(arch);
+        let rel32 = rtype == crate::elf::rel32(arch);
         match self {
             FormatRule::Any => true,
             FormatRule::Records(version, size) => {

@@ -8,10 +8,11 @@ use xsplice_abi::vendor::{VendorEntries, VendorTarget};
 use xsplice_abi::{AbiNote, Addr, NOTE_NAME, NOTE_TYPE};
 
 use super::{Hook, LoadWarning, VendorEntry};
+use crate::elf::note;
 use crate::elf::PayloadElf;
 use crate::error::{LoadError, NoteProblem, SectionProblem, VendorProblem};
 use crate::layout::{loaded_bytes, Layout};
-use crate::{notes, LoadOptions, RegionKind};
+use crate::{LoadOptions, RegionKind};
 
 /// Reads the ABI note, if the payload has one.
 pub(super) fn read_note(elf: &PayloadElf<'_>) -> Result<Option<AbiNote>, LoadError> {
@@ -19,7 +20,7 @@ pub(super) fn read_note(elf: &PayloadElf<'_>) -> Result<Option<AbiNote>, LoadErr
         return Ok(None);
     };
     let mut found = Vec::new();
-    for n in notes::notes(elf.data(i)) {
+    for n in note::notes(elf.data(i)) {
         let n = n.map_err(|e| LoadError::Note(NoteProblem::Framing(e)))?;
         if n.name == NOTE_NAME.as_slice() && n.ntype == NOTE_TYPE {
             found.push(n.desc);
@@ -40,7 +41,7 @@ pub(super) fn read_build_id(
     let Some(i) = elf.find(section) else {
         return Ok(None);
     };
-    notes::build_id(elf.data(i))
+    note::build_id(elf.data(i))
         .map(|id| Some(id.to_vec()))
         .map_err(|why| LoadError::BuildId { section, why })
 }

@@ -18,6 +18,25 @@ pub(crate) const NT_GNU_BUILD_ID: u32 = xsplice_abi::sections::BUILD_ID_NOTE_TYP
 /// GNU note name.
 pub(crate) const GNU_NAME: &[u8] = xsplice_abi::sections::BUILD_ID_NOTE_NAME;
 
+/// One ELF note as bytes: `namesz`, `descsz`, `type`, the name and the
+/// descriptor each padded to 4 (what [`notes`] reads). `None` when a size
+/// does not fit the u32 fields.
+#[cfg(feature = "write")]
+pub(crate) fn frame(name: &[u8], ntype: u32, desc: &[u8]) -> Option<alloc::vec::Vec<u8>> {
+    let size = 12usize
+        .checked_add(pad4(name.len())?)?
+        .checked_add(pad4(desc.len())?)?;
+    let mut v = alloc::vec::Vec::with_capacity(size);
+    v.extend(u32::try_from(name.len()).ok()?.to_le_bytes());
+    v.extend(u32::try_from(desc.len()).ok()?.to_le_bytes());
+    v.extend(ntype.to_le_bytes());
+    v.extend(name);
+    v.resize(12 + pad4(name.len())?, 0);
+    v.extend(desc);
+    v.resize(size, 0);
+    Some(v)
+}
+
 fn pad4(n: usize) -> Option<usize> {
     Some(n.checked_add(3)? & !3)
 }
