@@ -9,7 +9,7 @@ use xsplice_abi::RecordVersion;
 use xsplice_loader::engine::{Engine, Target as _};
 use xsplice_loader::image::ImageTarget;
 use xsplice_loader::write::{NewCode, OldTarget, Patch, PayloadBuilder, WriteError};
-use xsplice_loader::{Addr, DryRun, LoadOptions, SymbolSource as _};
+use xsplice_loader::{Addr, LoadOptions, SymbolSource as _};
 
 use crate::error::{engine_error, CliError};
 use crate::{files, load, Output, Verbosity};
@@ -321,16 +321,9 @@ pub(crate) fn run(a: &BuildArgs, v: Verbosity) -> Result<Output, CliError> {
             .to_vec();
         builder.depends(id);
     }
-    let payload = builder.build().map_err(|e| write_error(&a.object, &e))?;
-
-    let loaded = DryRun::default()
-        .load(&payload, &LoadOptions::default())
-        .map_err(|e| {
-            CliError::new(format!(
-                "{}: the built payload does not load: {e}",
-                a.output.display()
-            ))
-        })?;
+    let (payload, loaded) = builder
+        .build_loaded()
+        .map_err(|e| write_error(&a.object, &e))?;
     let mut out = Output::default();
     if let Some((path, img)) = image {
         let mut engine = Engine::new(img, LoadOptions::default());

@@ -52,9 +52,17 @@ pub enum ImageError {
     /// Over [`MAX_IMAGE`].
     #[error("image is {0} bytes, over the 256 MiB limit")]
     TooLarge(usize),
-    /// Not a parseable ELF file.
+    /// Not a parseable ELF file: goblin's message. (goblin's error is
+    /// neither `Clone` nor `PartialEq`, which this enum is; the variant is
+    /// the typed part, the text only explains it.)
     #[error("not an ELF image: {0}")]
     Parse(String),
+    /// An allocated section's contents lie outside the file.
+    #[error("section {index}: its contents lie outside the file")]
+    SectionOutsideFile {
+        /// Section header index.
+        index: usize,
+    },
     /// Not an ELF64 little-endian executable for x86-64 or AArch64.
     #[error("not an ELF64 little-endian x86-64/AArch64 executable (class/type/machine)")]
     Kind,
@@ -133,12 +141,12 @@ impl ImageTarget {
         let mut sections = Vec::new();
         let mut arenas: [Option<Arena>; 3] = [None, None, None];
         let mut build_id = None;
-        for s in &elf.section_headers {
+        for (index, s) in elf.section_headers.iter().enumerate() {
             let alloc = s.sh_flags & u64::from(sh::SHF_ALLOC) != 0;
             let file_backed = s.sh_type != sh::SHT_NOBITS;
             let end = s.sh_offset.checked_add(s.sh_size);
             if alloc && file_backed && end.is_none_or(|e| e > bytes.len() as u64) {
-                return Err(ImageError::Parse("a section lies outside the file".into()));
+                return Err(ImageError::SectionOutsideFile { index });
             }
             if alloc {
                 sections.push(Section {

@@ -15,7 +15,7 @@ use super::obj::{
     read_object, self_check, write_out, NAME, NEW_ADDR, OLD_ADDR, RELA_FUNCS, RELA_SIZE,
 };
 use super::{NewCode, OldTarget, Patch, PatchProblem, VendorField, WriteError, STRINGS};
-use crate::{Arch, LoadOptions};
+use crate::{Arch, LoadOptions, LoadedPayload};
 
 /// What a record-field relocation is against.
 enum RelocTarget {
@@ -96,10 +96,17 @@ impl PayloadBuilder {
         self
     }
 
-    /// Writes the payload, and checks it loads (the probe target of the
+    /// Writes the payload, and checks it loads (a dry run, see the
     /// [module documentation](self), default [`LoadOptions`] knowing the
     /// vendor entries written).
     pub fn build(&self) -> Result<Vec<u8>, WriteError> {
+        self.build_loaded().map(|(bytes, _)| bytes)
+    }
+
+    /// [`PayloadBuilder::build`], also giving the payload as the writer's
+    /// self-check loaded it (a [`crate::DryRun::packed`] load): what a tool
+    /// shows about the payload it just wrote, without loading it again.
+    pub fn build_loaded(&self) -> Result<(Vec<u8>, LoadedPayload), WriteError> {
         let (mut b, _) = read_object(&self.object)?;
         let mut wanted = vec![FUNCS, RELA_FUNCS, NOTE, STRINGS];
         if self.build_id.is_some() {
@@ -316,8 +323,8 @@ impl PayloadBuilder {
         }
         let out = write_out(b)?;
         let known: Vec<(u32, u16)> = self.vendor.iter().map(|v| (v.vendor.0, v.kind)).collect();
-        self_check(&out, &LoadOptions::default(), &known)?;
-        Ok(out)
+        let loaded = self_check(&out, &LoadOptions::default(), &known)?;
+        Ok((out, loaded))
     }
 
     /// The `.xsplice.vendor` contents, if any entry was added.

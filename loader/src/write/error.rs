@@ -48,7 +48,9 @@ pub enum PatchProblem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
-    /// The `object` crate cannot read or write the ELF file.
+    /// The `object` crate cannot read or write the ELF file: its message.
+    /// (`object`'s error is neither `Clone` nor `PartialEq`, which this enum
+    /// is; the variant is the typed part, the text only explains it.)
     #[error("ELF: {0}")]
     Elf(String),
     /// The input is not an object the loader would accept.
