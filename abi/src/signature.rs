@@ -39,7 +39,7 @@ use crate::raw::wire;
 /// The footer's magic, the last 8 bytes of a signed payload.
 pub const MAGIC: &[u8; 8] = b"XSPLSIG\0";
 /// Size of the footer.
-pub const FOOTER_SIZE: usize = 16;
+pub const FOOTER_SIZE: usize = core::mem::size_of::<SigFooter>();
 /// `algorithm` of Ed25519 (RFC 8032, pure: the message is `S` itself).
 pub const ALGORITHM_ED25519: u16 = 1;
 /// The footer `version` defined so far.
@@ -49,7 +49,8 @@ pub const ED25519_SIG_SIZE: usize = 64;
 /// Size of a key id: the first 8 bytes of SHA-256 of the raw public key.
 pub const KEY_ID_SIZE: usize = 8;
 /// `block_len` of an Ed25519 block: the signature and the key id.
-pub const ED25519_BLOCK_LEN: u32 = 72;
+#[allow(clippy::cast_possible_truncation)] // 72: a const the compiler checks.
+pub const ED25519_BLOCK_LEN: u32 = core::mem::size_of::<Ed25519Block>() as u32;
 
 wire! {
     /// The 16-byte footer that ends a signed payload.

@@ -34,7 +34,7 @@ pub use crate::raw::VendorEntryHeader;
 use crate::version::RecordIndex;
 
 /// The size of an entry header.
-pub const HEADER_SIZE: usize = 16;
+pub const HEADER_SIZE: usize = core::mem::size_of::<VendorEntryHeader>();
 /// Entry alignment within the section.
 pub const ALIGN: usize = 8;
 /// Flag bit 0: a loader that does not know the entry must refuse the payload.

@@ -18,16 +18,17 @@ use goblin::elf::sym::{self, Sym};
 use crate::error::{HeaderProblem, LoadError, SectionProblem, SymbolProblem};
 use crate::{Arch, LoadOptions};
 
+// The ELF64 structure sizes, from goblin (the one set of ELF constants).
 /// ELF64 header size.
-const EHDR_SIZE: usize = 64;
+const EHDR_SIZE: usize = header::header64::SIZEOF_EHDR;
 /// ELF64 section header size.
-const SHDR_SIZE: u64 = 64;
+const SHDR_SIZE: u64 = sh::section_header64::SIZEOF_SHDR as u64;
 /// ELF64 symbol size.
-pub(crate) const SYM_SIZE: u64 = 24;
+pub(crate) const SYM_SIZE: u64 = sym::sym64::SIZEOF_SYM as u64;
 /// ELF64 RELA entry size.
-const RELA_SIZE: u64 = 24;
+const RELA_SIZE: u64 = goblin::elf::reloc::reloc64::SIZEOF_RELA as u64;
 /// ELF64 REL entry size.
-const REL_SIZE: u64 = 16;
+const REL_SIZE: u64 = goblin::elf::reloc::reloc64::SIZEOF_REL as u64;
 /// Largest section alignment honoured.
 const MAX_ALIGN: u64 = 64 * 1024;
 

@@ -4,7 +4,8 @@ use alloc::string::String;
 
 use xsplice_abi::sections::NOTE;
 
-use super::obj::RELA_FUNCS;
+use super::obj::{PREFIX, RELA_FUNCS};
+use crate::NAME_MAX;
 
 use crate::LoadError;
 
@@ -13,7 +14,7 @@ use crate::LoadError;
 #[non_exhaustive]
 pub enum PatchProblem {
     /// The name is empty, too long, or holds a NUL byte.
-    #[error("name {0} (names are 1 to 127 bytes, no NUL)")]
+    #[error("name {0} (names are 1 to {NAME_MAX} bytes, no NUL)")]
     Name(&'static str),
     /// Another patch has the same name.
     #[error("same name as patch {first}")]
@@ -116,7 +117,7 @@ pub enum WriteError {
     },
     /// A relocation of `.xsplice.funcs` is not in the prefix every record
     /// version shares, so it has no place in the other version.
-    #[error("`{RELA_FUNCS}`: relocation {index} at offset {offset:#x} is outside the 40-byte record prefix")]
+    #[error("`{RELA_FUNCS}`: relocation {index} at offset {offset:#x} is outside the {PREFIX}-byte record prefix")]
     FuncsRelocation {
         /// Index of the relocation in its section.
         index: usize,

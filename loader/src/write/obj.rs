@@ -158,7 +158,7 @@ pub(super) fn check_name(name: &str) -> Result<(), PatchProblem> {
     if name.is_empty() {
         Err(PatchProblem::Name("is empty"))
     } else if name.len() > NAME_MAX {
-        Err(PatchProblem::Name("is longer than 127 bytes"))
+        Err(PatchProblem::Name("is too long"))
     } else if name.contains('\0') {
         Err(PatchProblem::Name("holds a NUL byte"))
     } else {
