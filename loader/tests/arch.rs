@@ -10,18 +10,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::memory::Memory;
 use common::{Bump, Table};
-use xsplice_abi::arch::{ArchTable, BugKind};
+use xsplice_abi::arch::BugKind;
 use xsplice_abi::{FormatVersion, Incompat};
-use xsplice_loader::arch_tables::{Alternative, ArchTables};
-use xsplice_loader::engine::{
-    CodeWriter, Engine, EngineError, HookOutcome, PayloadId, Site, Target,
-};
+use xsplice_loader::arch_tables::Alternative;
+use xsplice_loader::engine::{Engine, EngineError};
 use xsplice_loader::{
-    load, Addr, Allocator, Arch, ArchProblem, CpuFeatures, Hook, LoadError, LoadOptions,
-    LoadWarning, LoadedPayload, Region, RegionKind, Symbol, SymbolSource, TargetError,
+    load, Arch, ArchProblem, CpuFeatures, LoadError, LoadOptions, LoadWarning, LoadedPayload,
 };
 
 /// Whether `compiler` runs (see [`common::have_tool`]).
@@ -34,128 +30,13 @@ fn build(compiler: &str, flags: &[&str]) -> Vec<u8> {
     std::fs::read(common::build_arch(compiler, flags)).unwrap()
 }
 
-/// Memory, symbols and a table registry the test can look into.
-struct Mem {
-    arch: Arch,
-    table: Table,
-    mem: BTreeMap<u64, Vec<u8>>,
-    next: u64,
-    cpu: CpuFeatures,
-    honour: bool,
-    /// Registered payloads: (exception-table entries, bug frames).
-    registered: BTreeMap<PayloadId, (usize, usize)>,
-}
-
-impl Mem {
-    fn new(arch: Arch, cpu: CpuFeatures, honour: bool) -> Mem {
-        let mut mem = BTreeMap::new();
-        // The demo functions live at 0x40_1000.. (Table::demo).
-        mem.insert(0x40_0000, vec![0xcc; 0x1_0000]);
-        Mem {
-            arch,
-            table: Table::demo(),
-            mem,
-            next: 0x50_0000,
-            cpu,
-            honour,
-            registered: BTreeMap::new(),
-        }
-    }
-
-    fn at(&self, addr: u64, len: usize) -> Option<(u64, usize)> {
-        let (base, seg) = self.mem.range(..=addr).next_back()?;
-        let off = usize::try_from(addr - base).ok()?;
-        (off + len <= seg.len()).then_some((*base, off))
-    }
-
-    fn bytes(&self, addr: Addr, len: usize) -> Vec<u8> {
-        let mut b = vec![0; len];
-        self.read(addr, &mut b).unwrap();
-        b
-    }
-}
-
-impl SymbolSource for Mem {
-    fn lookup(&self, name: &str) -> Option<Symbol> {
-        self.table.lookup(name)
-    }
-    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
-        self.table.lookup_local(name, pos)
-    }
-}
-
-impl Allocator for Mem {
-    fn allocate(&mut self, _kind: RegionKind, size: u64, _align: u64) -> Result<Addr, TargetError> {
-        let a = self.next;
-        self.next += (size + 0xffff) & !0xffff;
-        Ok(Addr(a))
-    }
-}
-
-impl CodeWriter for Mem {
-    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
-        let (base, off) = self
-            .at(addr.0, bytes.len())
-            .ok_or(TargetError::BadAddress(addr))?;
-        let seg = self
-            .mem
-            .get_mut(&base)
-            .ok_or(TargetError::BadAddress(addr))?;
-        seg[off..off + bytes.len()].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn flush_icache(&mut self, _addr: Addr, _len: usize) {}
-}
-
-impl Target for Mem {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn map(&mut self, region: &Region) -> Result<(), TargetError> {
-        self.mem.insert(region.addr.0, region.bytes.clone());
-        Ok(())
-    }
-    fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
-        self.mem.remove(&region.addr.0);
-        Ok(())
-    }
-    fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
-        let (base, off) = self
-            .at(addr.0, buf.len())
-            .ok_or(TargetError::BadAddress(addr))?;
-        buf.copy_from_slice(&self.mem[&base][off..off + buf.len()]);
-        Ok(())
-    }
-    fn quiesce(
-        &mut self,
-        _sites: &[Site],
-        critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
-    ) -> Result<(), TargetError> {
-        critical(self)
-    }
-    fn build_id(&self) -> Option<&[u8]> {
-        None
-    }
-    fn run_hook(&mut self, _hook: &Hook) -> Result<HookOutcome, TargetError> {
-        Ok(HookOutcome::Skipped)
-    }
-    fn cpu_features(&self) -> CpuFeatures {
-        self.cpu
-    }
-    fn honours(&self, _table: ArchTable) -> bool {
-        self.honour
-    }
-    fn register_tables(&mut self, id: PayloadId, tables: &ArchTables) -> Result<(), TargetError> {
-        let counts = (tables.ex_entries().len(), tables.bug_entries().len());
-        assert!(
-            self.registered.insert(id, counts).is_none(),
-            "registered twice"
-        );
-        Ok(())
-    }
-    fn unregister_tables(&mut self, id: PayloadId) -> Result<(), TargetError> {
-        assert!(self.registered.remove(&id).is_some(), "not registered");
-        Ok(())
+/// Memory for `arch` with `cpu` features, honouring every table or none.
+fn mem(arch: Arch, cpu: CpuFeatures, honour: bool) -> Memory {
+    Memory {
+        arch,
+        cpu,
+        honour,
+        ..Memory::new(Table::demo())
     }
 }
 
@@ -166,9 +47,9 @@ fn load_plain(bytes: &[u8], opts: &LoadOptions) -> Result<LoadedPayload, LoadErr
 
 /// Whether alternative `a` was applied in `mem`: its original bytes are now
 /// the replacement followed by NOPs.
-fn applied(mem: &Mem, a: &Alternative) -> bool {
-    let orig = mem.bytes(a.orig, usize::from(a.orig_len));
-    let repl = mem.bytes(a.repl, usize::from(a.repl_len));
+fn applied(mem: &Memory, a: &Alternative) -> bool {
+    let orig = mem.bytes(a.orig.0, usize::from(a.orig_len));
+    let repl = mem.bytes(a.repl.0, usize::from(a.repl_len));
     let fill = xsplice_loader::patch::nops(mem.arch, u64::from(a.orig_len - a.repl_len)).unwrap();
     [repl, fill].concat() == orig
 }
@@ -258,7 +139,7 @@ fn alternatives_follow_the_cpu_features() {
         (CpuFeatures::NONE, [false, true, false]),
         (popcnt, [true, false, false]),
     ] {
-        let mut e = Engine::new(Mem::new(Arch::X86_64, cpu, true), LoadOptions::default());
+        let mut e = Engine::new(mem(Arch::X86_64, cpu, true), LoadOptions::default());
         let id = e.load("p", &bytes).unwrap();
         let alts = e.arch_tables(id).unwrap().alt_entries().to_vec();
         let got: Vec<bool> = alts.iter().map(|a| applied(e.target(), a)).collect();
@@ -275,10 +156,7 @@ fn aarch64_payload_loads_and_applies() {
     let p = load_plain(&bytes, &LoadOptions::default()).unwrap();
     check_tables(&p, Arch::Aarch64);
     let atomics = CpuFeatures::parse(Arch::Aarch64, "atomics").unwrap();
-    let mut e = Engine::new(
-        Mem::new(Arch::Aarch64, atomics, true),
-        LoadOptions::default(),
-    );
+    let mut e = Engine::new(mem(Arch::Aarch64, atomics, true), LoadOptions::default());
     let id = e.load("p", &bytes).unwrap();
     let alts = e.arch_tables(id).unwrap().alt_entries().to_vec();
     let got: Vec<bool> = alts.iter().map(|a| applied(e.target(), a)).collect();
@@ -292,7 +170,7 @@ fn tables_register_at_apply_and_unregister_at_revert() {
     }
     let bytes = build("gcc", &["-fno-pic"]);
     let mut e = Engine::new(
-        Mem::new(Arch::X86_64, CpuFeatures::NONE, true),
+        mem(Arch::X86_64, CpuFeatures::NONE, true),
         LoadOptions::default(),
     );
     let id = e.load("p", &bytes).unwrap();
@@ -318,7 +196,7 @@ fn a_target_that_cannot_honour_a_table_refuses_the_payload() {
     }
     let bytes = build("gcc", &["-fno-pic"]);
     let mut e = Engine::new(
-        Mem::new(Arch::X86_64, CpuFeatures::NONE, false),
+        mem(Arch::X86_64, CpuFeatures::NONE, false),
         LoadOptions::default(),
     );
     let err = e.load("p", &bytes).unwrap_err();
@@ -334,8 +212,11 @@ fn a_target_that_cannot_honour_a_table_refuses_the_payload() {
         "`.xsplice.ex_table`: the target cannot honour this table"
     );
     // Refused before anything was allocated, so nothing was mapped.
-    assert_eq!(e.target().next, 0x50_0000);
-    assert_eq!(e.target().mem.len(), 1);
+    assert_eq!(e.target().next_region, 0x50_0000);
+    assert_eq!(
+        e.target().snapshot(),
+        mem(Arch::X86_64, CpuFeatures::NONE, false).snapshot()
+    );
 }
 
 #[test]

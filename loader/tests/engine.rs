@@ -4,168 +4,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::memory::{Memory, PROLOGUE};
 use common::{fixture, Table};
 use xsplice_abi::sections::HookPoint;
-use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
+use xsplice_loader::engine::{CodeWriter, Engine, EngineError, State};
 use xsplice_loader::patch::PatchError;
-use xsplice_loader::{
-    Addr, Allocator, Hook, LoadOptions, Region, RegionKind, Symbol, SymbolSource, TargetError,
-};
+use xsplice_loader::{Addr, LoadOptions, TargetError};
 
-const PROLOGUE: [u8; 5] = [0x55, 0x48, 0x89, 0xe5, 0x90];
-
-/// Memory in segments; symbols from `Table::demo()` (or moved ones).
-struct Mock {
-    table: Table,
-    segments: BTreeMap<u64, Vec<u8>>,
-    next_region: u64,
-    build_id: Option<Vec<u8>>,
-    hook_results: BTreeMap<HookPoint, i32>,
-    hook_calls: Vec<HookPoint>,
-    fail_after_writes: Option<usize>,
-    writes: usize,
-    /// The ledger as a hypervisor would keep it across patcher runs.
-    ledger: Option<Vec<u8>>,
-    /// Make the next ledger write fail.
-    fail_ledger: bool,
-}
-
-impl Mock {
-    fn new(table: Table) -> Mock {
-        let mut m = Mock {
-            table,
-            segments: BTreeMap::new(),
-            next_region: 0x50_0000,
-            build_id: Some((1..=0x14).collect()),
-            hook_results: BTreeMap::new(),
-            hook_calls: Vec::new(),
-            fail_after_writes: None,
-            writes: 0,
-            ledger: None,
-            fail_ledger: false,
-        };
-        let syms: Vec<Symbol> = m
-            .table
-            .globals
-            .values()
-            .chain(m.table.locals.values())
-            .copied()
-            .collect();
-        for s in syms {
-            let base = s.addr.0 & !0xffff;
-            let seg = m
-                .segments
-                .entry(base)
-                .or_insert_with(|| vec![0xcc; 0x1_0000]);
-            let at = (s.addr.0 - base) as usize;
-            seg[at..at + 5].copy_from_slice(&PROLOGUE);
-        }
-        m
-    }
-
-    fn find(&self, addr: u64, len: usize) -> Option<(u64, usize)> {
-        let (base, seg) = self.segments.range(..=addr).next_back()?;
-        let off = (addr - base) as usize;
-        (off + len <= seg.len()).then_some((*base, off))
-    }
-
-    fn bytes(&self, addr: u64, len: usize) -> Vec<u8> {
-        let mut b = vec![0; len];
-        self.read(Addr(addr), &mut b).unwrap();
-        b
-    }
-
-    /// A copy of all memory, to compare before and after a refused action.
-    fn snapshot(&self) -> BTreeMap<u64, Vec<u8>> {
-        self.segments.clone()
-    }
-}
-
-impl SymbolSource for Mock {
-    fn lookup(&self, name: &str) -> Option<Symbol> {
-        self.table.lookup(name)
-    }
-    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
-        self.table.lookup_local(name, pos)
-    }
-}
-
-impl Allocator for Mock {
-    fn allocate(&mut self, _kind: RegionKind, size: u64, _align: u64) -> Result<Addr, TargetError> {
-        let addr = self.next_region;
-        self.next_region += (size + 0xffff) & !0xffff;
-        Ok(Addr(addr))
-    }
-}
-
-impl CodeWriter for Mock {
-    fn write_code(&mut self, addr: Addr, bytes: &[u8]) -> Result<(), TargetError> {
-        if self.fail_after_writes == Some(self.writes) {
-            // One-shot: the rollback that follows must succeed.
-            self.fail_after_writes = None;
-            return Err(TargetError::Unsupported("injected write failure"));
-        }
-        self.writes += 1;
-        let (base, off) = self
-            .find(addr.0, bytes.len())
-            .ok_or(TargetError::BadAddress(addr))?;
-        self.segments.get_mut(&base).unwrap()[off..off + bytes.len()].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn flush_icache(&mut self, _addr: Addr, _len: usize) {}
-}
-
-impl Target for Mock {
-    fn arch(&self) -> xsplice_loader::Arch {
-        xsplice_loader::Arch::X86_64
-    }
-    fn map(&mut self, region: &Region) -> Result<(), TargetError> {
-        self.segments.insert(region.addr.0, region.bytes.clone());
-        Ok(())
-    }
-    fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
-        self.segments.remove(&region.addr.0);
-        Ok(())
-    }
-    fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
-        let (base, off) = self
-            .find(addr.0, buf.len())
-            .ok_or(TargetError::BadAddress(addr))?;
-        buf.copy_from_slice(&self.segments[&base][off..off + buf.len()]);
-        Ok(())
-    }
-    fn quiesce(
-        &mut self,
-        _sites: &[Site],
-        critical: &mut dyn FnMut(&mut dyn CodeWriter) -> Result<(), TargetError>,
-    ) -> Result<(), TargetError> {
-        critical(self)
-    }
-    fn build_id(&self) -> Option<&[u8]> {
-        self.build_id.as_deref()
-    }
-    fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
-        Ok(self.ledger.clone())
-    }
-    fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
-        if self.fail_ledger {
-            return Err(TargetError::Unsupported("injected ledger failure"));
-        }
-        self.ledger = Some(bytes.to_vec());
-        Ok(())
-    }
-    fn run_hook(&mut self, hook: &Hook) -> Result<HookOutcome, TargetError> {
-        self.hook_calls.push(hook.point);
-        Ok(HookOutcome::Returned(
-            self.hook_results.get(&hook.point).copied().unwrap_or(0),
-        ))
-    }
-}
-
-fn engine() -> Engine<Mock> {
-    Engine::new(Mock::new(Table::demo()), LoadOptions::default())
+fn engine() -> Engine<Memory> {
+    Engine::new(Memory::new(Table::demo()), LoadOptions::default())
 }
 
 fn addr(name: &str) -> u64 {
@@ -308,7 +155,7 @@ fn overlapping_sites_conflict_but_the_same_site_stacks() {
         .get_mut("xsplice_demo_endbr_site")
         .unwrap()
         .addr = Addr(answer - 2);
-    let mut e = Engine::new(Mock::new(table), LoadOptions::default());
+    let mut e = Engine::new(Memory::new(table), LoadOptions::default());
     let features = e.load("features", &fixture("features_v3-nopic.o")).unwrap();
     e.apply(features).unwrap();
     let live = e.load("live", &fixture("live_v3-nopic.o")).unwrap();
@@ -350,7 +197,7 @@ fn records_of_one_payload_may_not_overlap() {
         .get_mut("xsplice_demo_endbr_site")
         .unwrap()
         .addr = Addr(nop - 2);
-    let mut e = Engine::new(Mock::new(table), LoadOptions::default());
+    let mut e = Engine::new(Memory::new(table), LoadOptions::default());
     let id = e.load("features", &fixture("features_v3-nopic.o")).unwrap();
     let before = e.target().snapshot();
     let err = e.apply(id).unwrap_err();
@@ -376,7 +223,7 @@ fn jump_out_of_range_is_refused() {
     // the function it calls is moved next to it so it still relocates.
     let mut table = Table::demo();
     table.globals.get_mut("xsplice_demo_base").unwrap().addr = Addr(0x1_0000_1000);
-    let mut mock = Mock::new(table);
+    let mut mock = Memory::new(table);
     mock.next_region = 0x1_0010_0000;
     let mut e = Engine::new(mock, LoadOptions::default());
     let id = e.load("live", &fixture("live_v1-nopic.o")).unwrap();
@@ -431,7 +278,7 @@ fn a_new_engine_continues_from_the_ledger() {
     ));
     e.revert(restored[1]).unwrap();
     e.revert(restored[0]).unwrap();
-    let fresh = Mock::new(Table::demo());
+    let fresh = Memory::new(Table::demo());
     for name in [
         "xsplice_demo_answer",
         "xsplice_demo_nop_site",

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "write")]
 pub mod bench_payload;
+pub mod memory;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
