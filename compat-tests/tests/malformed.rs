@@ -16,7 +16,10 @@ use xsplice_abi::RecordVersion;
 use xsplice_loader::engine::Engine;
 use xsplice_loader::image::ImageTarget;
 use xsplice_loader::write::WriteError;
-use xsplice_loader::{DryRun, LoadError, LoadOptions, RelocProblem, SectionProblem, SymbolProblem};
+use xsplice_loader::{
+    DryRun, LoadError, LoadOptions, RelocIndex, RelocProblem, SectionIndex, SectionProblem,
+    SymbolIndex, SymbolProblem,
+};
 
 type Loaded = Result<xsplice_loader::LoadedPayload, LoadError>;
 type Expect = fn(&Loaded) -> bool;
@@ -34,8 +37,11 @@ const CORPUS: &[(&str, Expect)] = &[
         matches!(
             r,
             Err(LoadError::Relocation {
-                index: 3,
-                problem: RelocProblem::PointerLeavesSection { section: 6, .. },
+                index: RelocIndex(3),
+                problem: RelocProblem::PointerLeavesSection {
+                    section: SectionIndex(6),
+                    ..
+                },
                 ..
             })
         )
@@ -44,7 +50,7 @@ const CORPUS: &[(&str, Expect)] = &[
         matches!(
             r,
             Err(LoadError::Symbol {
-                index: 7,
+                index: SymbolIndex(7),
                 problem: SymbolProblem::PastSection {
                     value: 0x26,
                     size: 0x25
@@ -57,8 +63,11 @@ const CORPUS: &[(&str, Expect)] = &[
         matches!(
             r,
             Err(LoadError::Relocation {
-                index: 3,
-                problem: RelocProblem::PointerLeavesSection { section: 6, .. },
+                index: RelocIndex(3),
+                problem: RelocProblem::PointerLeavesSection {
+                    section: SectionIndex(6),
+                    ..
+                },
                 ..
             })
         )
@@ -176,7 +185,7 @@ fn sections_sharing_a_long_name_are_refused_at_once() {
             matches!(
                 r,
                 Err(LoadError::Section {
-                    index: 16,
+                    index: SectionIndex(16),
                     problem: SectionProblem::NameTooLong(1024),
                     ..
                 })
@@ -199,7 +208,7 @@ fn symbols_named_by_tails_of_one_long_string_are_refused_at_once() {
         matches!(
             r,
             Err(LoadError::Symbol {
-                index: 9,
+                index: SymbolIndex(9),
                 problem: SymbolProblem::NameTooLong(1024),
                 ..
             })

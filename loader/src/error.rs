@@ -7,6 +7,35 @@ use xsplice_abi::{Addr, NoteError, RecordIndex};
 
 use crate::Arch;
 
+/// Defines an index newtype: which table an index counts in is part of its
+/// type, so a symbol index cannot be passed where a section index is meant.
+macro_rules! index {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub usize);
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+index!(
+    /// Index of a section header in the ELF file.
+    SectionIndex
+);
+index!(
+    /// Index of a symbol in `.symtab`.
+    SymbolIndex
+);
+index!(
+    /// Index of a relocation within its relocation section.
+    RelocIndex
+);
+
 /// Why a payload cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -26,7 +55,7 @@ pub enum LoadError {
     #[error("section {index} `{name}`: {problem}")]
     Section {
         /// Section index.
-        index: usize,
+        index: SectionIndex,
         /// Section name (empty when the name itself is unreadable).
         name: String,
         /// What is wrong.
@@ -39,7 +68,7 @@ pub enum LoadError {
     #[error("symbol {index} `{name}`: {problem}")]
     Symbol {
         /// Symbol index in `.symtab`.
-        index: usize,
+        index: SymbolIndex,
         /// Symbol name.
         name: String,
         /// What is wrong.
@@ -51,7 +80,7 @@ pub enum LoadError {
         /// The section being relocated.
         section: String,
         /// Index of the relocation within its relocation section.
-        index: usize,
+        index: RelocIndex,
         /// Relocation type name.
         rtype: &'static str,
         /// Symbol name (or `section+offset` for section symbols).
@@ -309,7 +338,7 @@ pub enum RelocProblem {
     )]
     PointerLeavesSection {
         /// Index of the symbol's section.
-        section: usize,
+        section: SectionIndex,
         /// The address symbol + addend, as laid out.
         value: u64,
     },

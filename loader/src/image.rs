@@ -61,7 +61,7 @@ pub enum ImageError {
     #[error("section {index}: its contents lie outside the file")]
     SectionOutsideFile {
         /// Section header index.
-        index: usize,
+        index: crate::SectionIndex,
     },
     /// Not an ELF64 little-endian executable for x86-64 or AArch64.
     #[error("not an ELF64 little-endian x86-64/AArch64 executable (class/type/machine)")]
@@ -146,7 +146,9 @@ impl ImageTarget {
             let file_backed = s.sh_type != sh::SHT_NOBITS;
             let end = s.sh_offset.checked_add(s.sh_size);
             if alloc && file_backed && end.is_none_or(|e| e > bytes.len() as u64) {
-                return Err(ImageError::SectionOutsideFile { index });
+                return Err(ImageError::SectionOutsideFile {
+                    index: crate::SectionIndex(index),
+                });
             }
             if alloc {
                 sections.push(Section {

@@ -85,8 +85,8 @@ use core::fmt;
 pub use arch_tables::{ArchProblem, ArchTables, CpuFeatures};
 pub use dry::{DryRun, DryRunAllocator, DryRunSymbols, PLACEHOLDER};
 pub use error::{
-    HeaderProblem, LoadError, NoteProblem, RecordProblem, RelocProblem, SectionProblem,
-    SymbolProblem, VendorProblem,
+    HeaderProblem, LoadError, NoteProblem, RecordProblem, RelocIndex, RelocProblem, SectionIndex,
+    SectionProblem, SymbolIndex, SymbolProblem, VendorProblem,
 };
 pub use payload::{
     load, Export, Hook, LoadWarning, LoadedPayload, LoadedSection, PatchRecord, Region,

@@ -18,7 +18,7 @@ use xsplice_abi::{Addr, RecordVersion};
 const HOOK_POINTER: u64 = core::mem::size_of::<u64>() as u64;
 
 use crate::elf::PayloadElf;
-use crate::error::{LoadError, RelocProblem, SymbolProblem};
+use crate::error::{LoadError, RelocIndex, RelocProblem, SectionIndex, SymbolIndex, SymbolProblem};
 use crate::layout::{reloc_target, Layout, GOT_SYMBOL};
 use crate::payload::Export;
 use crate::reloc;
@@ -43,7 +43,7 @@ pub(crate) fn resolve_symbols(
         };
         let name = elf.symbol_name(i, &s)?;
         let err = |problem| LoadError::Symbol {
-            index: i,
+            index: SymbolIndex(i),
             name: name.to_string(),
             problem,
         };
@@ -155,7 +155,7 @@ pub(crate) fn relocate(
             };
             let err = |problem| LoadError::Relocation {
                 section: section_name.to_string(),
-                index,
+                index: RelocIndex(index),
                 rtype: reloc::type_name(elf.arch, r.r_type),
                 symbol: symbol_name(),
                 problem,
@@ -164,7 +164,7 @@ pub(crate) fn relocate(
                 Some(Some(a)) => *a,
                 Some(None) => {
                     return Err(LoadError::Symbol {
-                        index: r.r_sym,
+                        index: SymbolIndex(r.r_sym),
                         name: symbol_name(),
                         problem: SymbolProblem::NotLoaded,
                     })
@@ -293,7 +293,7 @@ impl Home {
             Ok(())
         } else {
             Err(RelocProblem::PointerLeavesSection {
-                section: self.section,
+                section: SectionIndex(self.section),
                 value,
             })
         }

@@ -399,9 +399,25 @@ fn spinner(
         unsafe { f(flag.as_ptr()) }
     });
     let tid = rx.recv().unwrap();
-    // Time to get from the send into the loop.
-    thread::sleep(Duration::from_millis(20));
+    // Time to get from the send into the loop: the thread has run in user
+    // mode for a clock tick or more (on a loaded machine a fixed sleep was
+    // not always enough; the path from the send to the loop is a few
+    // instructions, so a tick of user time means it spins).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while user_ticks(tid) < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
     (tid, h)
+}
+
+/// User-mode clock ticks of thread `tid` of this process
+/// (`/proc/self/task/TID/stat`, field 14, after the parenthesised name).
+fn user_ticks(tid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(11))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
 }
 
 fn load_with(

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use xsplice_abi::ErrorKind;
 use xsplice_loader::{
     load, DryRun, HeaderProblem, LoadError, LoadOptions, LoadedPayload, NoteProblem, RecordProblem,
-    RelocProblem, SectionProblem, SymbolProblem, VendorProblem,
+    RelocIndex, RelocProblem, SectionIndex, SectionProblem, SymbolProblem, VendorProblem,
 };
 
 fn try_load(bytes: &[u8]) -> Result<LoadedPayload, LoadError> {
@@ -379,7 +379,7 @@ fn symbol_and_relocation_rules() {
     put_u32(&mut b, rela + 8, 99);
     let e = err(&b);
     assert!(
-        matches!(&e, LoadError::Relocation { problem: RelocProblem::Unsupported(99), index: 0, section, .. } if section == ".text"),
+        matches!(&e, LoadError::Relocation { problem: RelocProblem::Unsupported(99), index: RelocIndex(0), section, .. } if section == ".text"),
         "{e}"
     );
     // Records may only be relocated at their pointer fields, by ABS64.
@@ -659,7 +659,7 @@ fn names_must_point_into_the_payloads_own_data() {
             e,
             LoadError::Relocation {
                 ref section,
-                problem: RelocProblem::PointerLeavesSection { section: 6, .. },
+                problem: RelocProblem::PointerLeavesSection { section: SectionIndex(6), .. },
                 ..
             } if section == ".xsplice.funcs"
         ),

@@ -162,7 +162,7 @@ impl<'a> PayloadElf<'a> {
     /// An error about section `index`.
     pub fn section_err(&self, index: usize, problem: SectionProblem) -> LoadError {
         LoadError::Section {
-            index,
+            index: crate::error::SectionIndex(index),
             name: self.section_name(index).to_string(),
             problem,
         }
@@ -183,7 +183,7 @@ impl<'a> PayloadElf<'a> {
             };
             // The name table may itself be the broken section: name by index only.
             return Err(LoadError::Section {
-                index: i,
+                index: crate::error::SectionIndex(i),
                 name: String::new(),
                 problem,
             });
@@ -201,7 +201,7 @@ impl<'a> PayloadElf<'a> {
         let data = self.data(index);
         if data.last() != Some(&0) {
             return Err(LoadError::Section {
-                index,
+                index: crate::error::SectionIndex(index),
                 name: String::new(),
                 problem: SectionProblem::StringTableNotTerminated,
             });
@@ -215,7 +215,7 @@ impl<'a> PayloadElf<'a> {
         };
         if s.sh_name >= self.shstrtab.len() {
             return Err(LoadError::Section {
-                index: i,
+                index: crate::error::SectionIndex(i),
                 name: String::new(),
                 problem: SectionProblem::BadName(s.sh_name as u32),
             });
@@ -229,7 +229,7 @@ impl<'a> PayloadElf<'a> {
         });
         if !name_ok {
             return Err(LoadError::Section {
-                index: i,
+                index: crate::error::SectionIndex(i),
                 name: String::new(),
                 problem: SectionProblem::NameTooLong(opts.max_name),
             });
@@ -369,7 +369,7 @@ impl<'a> PayloadElf<'a> {
             .strtab
             .get(s.st_name..)
             .ok_or_else(|| LoadError::Symbol {
-                index,
+                index: crate::error::SymbolIndex(index),
                 name: String::new(),
                 problem: SymbolProblem::BadName(off),
             })?;
@@ -378,7 +378,7 @@ impl<'a> PayloadElf<'a> {
             Some(end) => end,
             None if bytes.len() > self.max_name => {
                 return Err(LoadError::Symbol {
-                    index,
+                    index: crate::error::SymbolIndex(index),
                     name: String::new(),
                     problem: SymbolProblem::NameTooLong(self.max_name),
                 })
@@ -386,7 +386,7 @@ impl<'a> PayloadElf<'a> {
             None => bytes.len(),
         };
         core::str::from_utf8(bytes.get(..end).unwrap_or(&[])).map_err(|_| LoadError::Symbol {
-            index,
+            index: crate::error::SymbolIndex(index),
             name: String::new(),
             problem: SymbolProblem::NotUtf8,
         })
