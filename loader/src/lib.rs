@@ -18,6 +18,21 @@
 //! Before any of this, [`signature`] checks the payload's Ed25519 signature
 //! (appended after the ELF bytes) under [`LoadOptions::signature_policy`].
 //!
+//! # The modules, in the order the data flows
+//!
+//! | step | module | what it does |
+//! |---|---|---|
+//! | bytes | [`signature`] | splits off and verifies the signature trailer, before any parsing |
+//! | ELF | `elf` | header, section table, symbols and relocations, each bounded by the input; note framing (read and write); relocation numbers |
+//! | layout | `layout` | sections into text / read-only / data regions through the [`Allocator`]; GOT and stub space |
+//! | symbols, relocation | `link`, `reloc` | resolves symbols through the [`SymbolSource`]; applies x86-64 and AArch64 relocations; the format sections' relocation rules |
+//! | records | `payload` | decodes the records with [`xsplice_abi`], checks them, reads the note, build-ids, hooks and vendor entries: [`LoadedPayload`] |
+//! | architecture tables | [`arch_tables`] | exception tables, alternatives, bug frames |
+//! | plan | [`engine`] | [`engine::PatchPlan`]: every byte to write, computed and checked before the stop-the-world step |
+//! | target writes | [`engine`], [`patch`], [`ledger`] | the state machine over a [`engine::Target`]; branch and NOP bytes; what is applied, kept across runs |
+//! | targets | `image`, `process`, `ptrace` (with `std`) | an offline executable, this process, another process |
+//! | writer | `write` (feature `write`) | builds payloads and rewrites their record version, loading back what it writes |
+//!
 //! The core is `no_std + alloc`; with `std` come [`image::ImageTarget`]
 //! (offline patching of an executable) and, on Linux x86-64,
 //! `process::ProcessTarget` (live patching of the running process).

@@ -13,7 +13,9 @@ use xsplice_loader::write::{
     rewrite_version, rewrite_version_with, NewCode, OldTarget, Patch, PatchProblem, PayloadBuilder,
     VendorField, WriteError,
 };
-use xsplice_loader::{load, LoadError, LoadOptions, LoadedPayload, RecordProblem, Symbol};
+use xsplice_loader::{
+    load, HeaderProblem, LoadError, LoadOptions, LoadedPayload, RecordProblem, Symbol,
+};
 
 const FIXTURES: [&str; 16] = [
     "live_v1-nopic.o",
@@ -761,10 +763,17 @@ fn build_refusals() {
         PayloadBuilder::from_object(&fixture("live_v3-nopic.o")).unwrap_err(),
         WriteError::SectionExists(".xsplice.funcs")
     );
-    assert!(matches!(
-        PayloadBuilder::from_object(b"not an object"),
-        Err(WriteError::Elf(_))
-    ));
+    // The reader's header rules, named as the reader names them.
+    assert_eq!(
+        PayloadBuilder::from_object(b"not an object").unwrap_err(),
+        WriteError::Header(HeaderProblem::NotElf)
+    );
+    let mut exec = fixture("live_v3-nopic.o");
+    exec[16] = 2; // e_type = ET_EXEC
+    assert_eq!(
+        PayloadBuilder::from_object(&exec).unwrap_err(),
+        WriteError::Header(HeaderProblem::NotRelocatable(2))
+    );
     let mut b = fresh();
     b.patch(answer("a")).vendor(VendorField {
         vendor: VendorId(0x8000_0001),

@@ -9,6 +9,8 @@
 pub(crate) mod note;
 mod read;
 
+#[cfg(feature = "write")]
+pub(crate) use read::check_header;
 pub(crate) use read::PayloadElf;
 
 use crate::Arch;

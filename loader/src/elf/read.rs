@@ -47,6 +47,32 @@ pub(crate) struct PayloadElf<'a> {
     max_name: usize,
 }
 
+/// The ELF header rules of a payload, the reader's and the writer's: ELF64,
+/// little-endian, `ET_REL`, x86-64 or AArch64, no program headers.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(Header, Arch), HeaderProblem> {
+    let ident = bytes.get(..EHDR_SIZE).ok_or(HeaderProblem::NotElf)?;
+    if ident.get(..4) != Some(header::ELFMAG.as_slice()) {
+        return Err(HeaderProblem::NotElf);
+    }
+    let class = ident.get(header::EI_CLASS).copied().unwrap_or(0);
+    if class != header::ELFCLASS64 {
+        return Err(HeaderProblem::NotElf64(class));
+    }
+    let data = ident.get(header::EI_DATA).copied().unwrap_or(0);
+    if data != header::ELFDATA2LSB {
+        return Err(HeaderProblem::NotLittleEndian(data));
+    }
+    let h = Header::parse(bytes).map_err(|_| HeaderProblem::NotElf)?;
+    if h.e_type != header::ET_REL {
+        return Err(HeaderProblem::NotRelocatable(h.e_type));
+    }
+    let arch = Arch::from_machine(h.e_machine).ok_or(HeaderProblem::Machine(h.e_machine))?;
+    if h.e_phnum != 0 {
+        return Err(HeaderProblem::ProgramHeaders(h.e_phnum));
+    }
+    Ok((h, arch))
+}
+
 fn header_err(p: HeaderProblem) -> LoadError {
     LoadError::Header(p)
 }
@@ -61,34 +87,12 @@ impl<'a> PayloadElf<'a> {
                 limit: opts.max_size,
             });
         }
-        let ident = bytes
-            .get(..EHDR_SIZE)
-            .ok_or(header_err(HeaderProblem::NotElf))?;
-        if ident.get(..4) != Some(header::ELFMAG.as_slice()) {
-            return Err(header_err(HeaderProblem::NotElf));
-        }
-        let class = ident.get(header::EI_CLASS).copied().unwrap_or(0);
-        if class != header::ELFCLASS64 {
-            return Err(header_err(HeaderProblem::NotElf64(class)));
-        }
-        let data = ident.get(header::EI_DATA).copied().unwrap_or(0);
-        if data != header::ELFDATA2LSB {
-            return Err(header_err(HeaderProblem::NotLittleEndian(data)));
-        }
-        let h = Header::parse(bytes).map_err(|_| header_err(HeaderProblem::NotElf))?;
-        if h.e_type != header::ET_REL {
-            return Err(header_err(HeaderProblem::NotRelocatable(h.e_type)));
-        }
-        let arch = Arch::from_machine(h.e_machine)
-            .ok_or(header_err(HeaderProblem::Machine(h.e_machine)))?;
+        let (h, arch) = check_header(bytes).map_err(header_err)?;
         if let Some(target) = opts.arch.filter(|t| *t != arch) {
             return Err(header_err(HeaderProblem::WrongArch {
                 payload: arch,
                 target,
             }));
-        }
-        if h.e_phnum != 0 {
-            return Err(header_err(HeaderProblem::ProgramHeaders(h.e_phnum)));
         }
         if h.e_shentsize != SHDR_SIZE as u16 {
             return Err(header_err(HeaderProblem::SectionEntrySize(h.e_shentsize)));

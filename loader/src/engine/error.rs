@@ -134,7 +134,7 @@ pub enum EngineError {
         found: Vec<u8>,
     },
     /// The payload was restored from the ledger: its loaded form is not in
-    /// this run (only [`Engine::entry`] describes it).
+    /// this run (only [`Engine::entry`](super::Engine::entry) describes it).
     #[error("{0} was applied by an earlier run: its payload is not loaded here")]
     Restored(PayloadId),
 }

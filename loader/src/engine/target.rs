@@ -88,7 +88,7 @@ pub trait Target: SymbolSource + Allocator + CodeWriter {
         let _ = addr;
         Original::NotKept
     }
-    /// The ledger bytes the target keeps, if any (see [`Engine::open`]).
+    /// The ledger bytes the target keeps, if any (see [`Engine::open`](super::Engine::open)).
     /// The default keeps none: the engine's memory is the ledger.
     fn ledger_read(&self) -> Result<Option<Vec<u8>>, TargetError> {
         Ok(None)
@@ -141,7 +141,7 @@ pub trait Target: SymbolSource + Allocator + CodeWriter {
         table == ArchTable::AltInstructions
     }
     /// Registers a payload's exception-table and bug-frame entries (called
-    /// by [`Engine::apply`] before the patch sites are written, only for a
+    /// by [`Engine::apply`](super::Engine::apply) before the patch sites are written, only for a
     /// payload that has entries). The engine calls
     /// [`unregister_tables`](Target::unregister_tables) exactly once for
     /// every successful call: when the apply fails later, or at revert

@@ -28,7 +28,7 @@ enum RelocTarget {
 ///
 /// Configure with the `&mut self` methods, then [`PayloadBuilder::build`]
 /// (which may be called again, e.g. after changing the version). See the
-/// [module documentation](self) for what is written and why.
+/// [module documentation](crate::write) for what is written and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadBuilder {
     object: Vec<u8>,
@@ -97,7 +97,7 @@ impl PayloadBuilder {
     }
 
     /// Writes the payload, and checks it loads (a dry run, see the
-    /// [module documentation](self), default [`LoadOptions`] knowing the
+    /// [module documentation](crate::write), default [`LoadOptions`] knowing the
     /// vendor entries written).
     pub fn build(&self) -> Result<Vec<u8>, WriteError> {
         self.build_loaded().map(|(bytes, _)| bytes)

@@ -9,7 +9,7 @@ use crate::NAME_MAX;
 
 use crate::LoadError;
 
-/// What is wrong with one [`Patch`].
+/// What is wrong with one [`Patch`](super::Patch).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatchProblem {
@@ -37,7 +37,7 @@ pub enum PatchProblem {
     /// The new function's `st_size` is 0 and no size was given.
     #[error("new function `{0}` has st_size 0: give its size")]
     NewSizeUnknown(String),
-    /// [`OldTarget::Symbol`] names a symbol the input defines.
+    /// [`OldTarget::Symbol`](super::OldTarget::Symbol) names a symbol the input defines.
     #[error("old function `{0}` is defined in the object; old_addr must name target code")]
     OldSymbolDefined(String),
     /// More than 32 expected bytes.
@@ -49,6 +49,10 @@ pub enum PatchProblem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
+    /// The input's ELF header breaks a rule of the payload format (the
+    /// reader's own check).
+    #[error("ELF header: {0}")]
+    Header(crate::HeaderProblem),
     /// The `object` crate cannot read or write the ELF file: its message.
     /// (`object`'s error is neither `Clone` nor `PartialEq`, which this enum
     /// is; the variant is the typed part, the text only explains it.)

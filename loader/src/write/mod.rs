@@ -61,7 +61,7 @@
 //!   non-zero [`Patch::sympos`], EXPECT from [`Patch::expect`] being `Some`.
 //!   A version that cannot express one is a [`WriteError::Record`] carrying
 //!   the [`xsplice_abi::Error`] of [`xsplice_abi::encode`], never silent loss.
-//! * **The default version is [`RecordVersion::LATEST`]** (v3).
+//! * **The default version is [`RecordVersion::LATEST`](xsplice_abi::RecordVersion::LATEST)** (v3).
 //! * **No build-id by default.** A build-id names a build for `depends`
 //!   chains; the toolchain that produced the code knows it. A hash invented
 //!   here would look like a sha1 without being one, and would change with
@@ -90,7 +90,7 @@
 //!   The note's compat bits are kept; its format minor is kept when the
 //!   major does not change and reset to 0 when it does.
 //! * **An input to rewrite must load** (as a dry run, with the given
-//!   [`LoadOptions`]): an unknown CRITICAL vendor entry is refused unless
+//!   [`LoadOptions`](crate::LoadOptions)): an unknown CRITICAL vendor entry is refused unless
 //!   the options list it, since the writer cannot know whether the entry
 //!   depends on the record layout.
 //!

@@ -31,21 +31,9 @@ pub(super) const RELA_SIZE: u64 = size_of::<elf::Rela64<object::LittleEndian>>()
 
 /// Reads the object and checks it is what the loader accepts.
 pub(super) fn read_object(bytes: &[u8]) -> Result<(Builder<'_>, Arch), WriteError> {
+    // The reader's header rules, then the object crate's parse.
+    let (_, arch) = crate::elf::check_header(bytes).map_err(WriteError::Header)?;
     let b = Builder::read(bytes).map_err(elf_err)?;
-    if !b.is_64 {
-        return Err(WriteError::Input("not ELF64"));
-    }
-    if b.endian != object::Endianness::Little {
-        return Err(WriteError::Input("not little-endian"));
-    }
-    if b.header.e_type != elf::ET_REL {
-        return Err(WriteError::Input("not a relocatable object (ET_REL)"));
-    }
-    if !b.segments.is_empty() {
-        return Err(WriteError::Input("has program headers"));
-    }
-    let arch = Arch::from_machine(b.header.e_machine)
-        .ok_or(WriteError::Input("machine is neither x86-64 nor AArch64"))?;
     Ok((b, arch))
 }
 

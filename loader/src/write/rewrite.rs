@@ -72,7 +72,7 @@ pub fn rewrite_version(payload: &[u8], to: RecordVersion) -> Result<Vec<u8>, Wri
 /// Rewrites a payload's records into version `to`.
 ///
 /// The payload must load with `opts` (as a dry run, see the
-/// [module documentation](self)). Every record is
+/// [module documentation](crate::write)). Every record is
 /// decoded from the unrelocated `.xsplice.funcs` with
 /// [`xsplice_abi::decode`], re-encoded as `to` (a feature `to` cannot
 /// express is a [`WriteError::Record`] naming it), and the relocations,
