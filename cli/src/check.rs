@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::error::{engine_error, CliError};
 use crate::inspect::to_json;
-use crate::report::{Format, ImageReport};
+use crate::report::{hex, Format, ImageReport};
 use crate::{load, Output, Verbosity};
+use xsplice_loader::engine::PlannedWrite;
 
 /// The verdict of `check --json` (see `cli/JSON.md`).
 #[derive(Debug, Serialize)]
@@ -36,6 +37,35 @@ struct Verdict {
     unresolved: Vec<String>,
     /// The signature (`null` when the payload did not load).
     signature: Option<crate::sign::SignatureReport>,
+    /// With `--image`: what `apply` would write (`null` otherwise).
+    plan: Option<Vec<PlannedSite>>,
+}
+
+/// One site of the patch plan: what `apply` writes and what it replaces.
+#[derive(Debug, Serialize)]
+struct PlannedSite {
+    /// Record index.
+    record: u32,
+    /// The record's name.
+    name: String,
+    /// The patch site.
+    site: String,
+    /// The bytes there now (what `revert` puts back), hex.
+    old: String,
+    /// The bytes `apply` writes, hex.
+    new: String,
+}
+
+impl From<&PlannedWrite> for PlannedSite {
+    fn from(w: &PlannedWrite) -> Self {
+        PlannedSite {
+            record: w.record().0,
+            name: w.name().to_string(),
+            site: w.addr().to_string(),
+            old: hex(w.old_bytes()),
+            new: hex(w.new_bytes()),
+        }
+    }
 }
 
 /// Loads `payload` fully; with `image`, also runs the engine's check
@@ -55,15 +85,20 @@ pub(crate) fn run(
         })
     };
     let result = load::load(payload, image, opts).and_then(|mut loaded| {
-        if let Some(img) = loaded.image.as_mut() {
-            let id = img.id;
-            img.engine
-                .check(id)
-                .map_err(|e| engine_error(payload, &e, image))?;
-        }
-        Ok(loaded)
+        let plan = match loaded.image.as_mut() {
+            Some(img) => {
+                let id = img.id;
+                let plan = img
+                    .engine
+                    .check(id)
+                    .map_err(|e| engine_error(payload, &e, image))?;
+                Some(plan)
+            }
+            None => None,
+        };
+        Ok((loaded, plan))
     });
-    let loaded = match result {
+    let (loaded, plan) = match result {
         Ok(l) => l,
         Err(mut e) => {
             if json {
@@ -80,6 +115,7 @@ pub(crate) fn run(
                     warnings: Vec::new(),
                     unresolved: Vec::new(),
                     signature: None,
+                    plan: None,
                 };
                 let mut doc = to_json(&verdict)?;
                 doc.push('\n');
@@ -117,6 +153,9 @@ pub(crate) fn run(
             warnings,
             unresolved,
             signature: Some((&p.signature).into()),
+            plan: plan
+                .as_ref()
+                .map(|plan| plan.writes().iter().map(PlannedSite::from).collect()),
         };
         out.line(to_json(&verdict)?);
         return Ok(out);
@@ -164,13 +203,14 @@ pub(crate) fn run(
             ));
         }
         if v.verbose {
-            for r in &p.records {
+            for w in plan.iter().flat_map(|plan| plan.writes()) {
                 out.line(format!(
-                    "  {} `{}`: site {} -> {}",
-                    r.index,
-                    crate::text::esc(&r.name),
-                    r.site,
-                    r.func.new_addr
+                    "  {} `{}`: site {}: {} -> {}",
+                    w.record(),
+                    crate::text::esc(w.name()),
+                    w.addr(),
+                    hex(w.old_bytes()),
+                    hex(w.new_bytes())
                 ));
             }
         }

@@ -275,6 +275,34 @@ fn check_json_verdicts() {
     assert_eq!(v["records"], Value::Null);
 }
 
+/// `check --json`'s plan is what `apply` writes: each site holds the
+/// plan's `old` bytes before and its `new` bytes after.
+#[test]
+fn check_plan_is_what_apply_writes() {
+    use xsplice_loader::engine::Target as _;
+    use xsplice_loader::image::ImageTarget;
+    let v = json(&["check", FIX, "--image", HV, "--json"]);
+    let plan = v["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), 2);
+    let out = tmp("check-plan").join("hv-patched");
+    ok(&["apply", "--image", HV, "-o", s(&out), FIX]);
+    let image = |p: &Path| ImageTarget::new(std::fs::read(p).unwrap()).unwrap();
+    let (before, after) = (image(&root().join(HV)), image(&out));
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for w in plan {
+        let site = u64::from_str_radix(w["site"].as_str().unwrap().trim_start_matches("0x"), 16);
+        let site = xsplice_loader::Addr(site.unwrap());
+        let mut bytes = vec![0; w["new"].as_str().unwrap().len() / 2];
+        before.read(site, &mut bytes).unwrap();
+        assert_eq!(hex(&bytes), w["old"], "{w}");
+        after.read(site, &mut bytes).unwrap();
+        assert_eq!(hex(&bytes), w["new"], "{w}");
+        assert_eq!(bytes[0], 0xe9, "a jmp rel32: {w}");
+    }
+    // Without an image there is no plan.
+    assert_eq!(json(&["check", FIX, "--json"])["plan"], Value::Null);
+}
+
 #[test]
 fn quiet_prints_nothing_on_success() {
     let r = ok(&["-q", "check", FIX]);
