@@ -45,6 +45,7 @@ impl Region {
 
 /// Where one loaded section went.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadedSection {
     /// Section name.
     pub name: String,
@@ -58,6 +59,7 @@ pub struct LoadedSection {
 
 /// A record after relocation, decoding and resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatchRecord {
     /// Index in `.xsplice.funcs`.
     pub index: RecordIndex,
@@ -85,6 +87,7 @@ pub struct Hook {
 
 /// A vendor entry, copied out of the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VendorEntry {
     /// Offset within `.xsplice.vendor`.
     pub offset: usize,
@@ -182,6 +185,7 @@ impl core::fmt::Display for LoadWarning {
 /// A payload laid out, relocated and decoded: everything the patch engine
 /// needs, with no further parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadedPayload {
     /// Machine.
     pub arch: Arch,
