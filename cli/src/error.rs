@@ -58,17 +58,19 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
             "v2 and v3 payloads need the ABI note `.note.xsplice` (see spec/SPEC.md)".to_string(),
         ),
         LoadError::Record {
-            problem: RecordProblem::Unresolved | RecordProblem::NoSuchLocal(_),
+            name,
+            problem: problem @ (RecordProblem::Unresolved | RecordProblem::NoSuchLocal(_)),
             ..
-        }
-        | LoadError::Symbol {
+        } => Some(match image {
+            Some(img) => unresolved_hint(img, name, Some(problem)),
+            None => "pass --image IMAGE to resolve symbols against an image".to_string(),
+        }),
+        LoadError::Symbol {
+            name,
             problem: SymbolProblem::Unresolved,
             ..
         } => Some(match image {
-            Some(img) => format!(
-                "`{}` does not define it in its .symtab: was the payload built for this image?",
-                img.display()
-            ),
+            Some(img) => unresolved_hint(img, name, None),
             None => "pass --image IMAGE to resolve symbols against an image".to_string(),
         }),
         LoadError::Relocation { .. } if image.is_none() => Some(format!(
@@ -113,6 +115,43 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
     match hint {
         Some(h) => err.hint(h),
         None => err,
+    }
+}
+
+/// Why `name` did not resolve in the executable `img`, from its symbol
+/// table: a name the executable imports from a shared library, or defines
+/// only as several static symbols, is not simply missing. `record` is the
+/// record's problem when a record's function did not resolve (else an
+/// undefined symbol of the payload did not).
+fn unresolved_hint(img: &Path, name: &str, record: Option<&RecordProblem>) -> String {
+    let presence = crate::files::read(img, crate::files::IMAGE_LIMIT, "image")
+        .ok()
+        .and_then(|bytes| xsplice_loader::image::ImageTarget::new(bytes).ok())
+        .map(|t| t.symbol_presence(name))
+        .unwrap_or_default();
+    let img = img.display();
+    let n = presence.locals;
+    match record {
+        Some(RecordProblem::NoSuchLocal(_)) if n > 0 => format!(
+            "`{img}` has {n} local (static) definition{} of `{name}`: sympos counts them \
+             from 1 to {n}, in symbol-table order",
+            if n == 1 { "" } else { "s" }
+        ),
+        Some(RecordProblem::NoSuchLocal(_)) if presence.global => {
+            format!("`{name}` is a global symbol of `{img}`: name it with sympos 0 (no SYMPOS)")
+        }
+        Some(_) if n > 1 => format!(
+            "`{img}` has {n} local (static) definitions of `{name}` and no global one: \
+             pick one with SYMPOS (a v3 record, incompat bit 2, sympos 1 to {n})"
+        ),
+        _ if presence.imported => format!(
+            "`{img}` imports `{name}` from a shared library, whose address is only known at \
+             run time: the loader resolves the executable's own symbols only (link the image \
+             statically, or reach it through a function the image defines)"
+        ),
+        _ => format!(
+            "`{img}` does not define it in its .symtab: was the payload built for this image?"
+        ),
     }
 }
 

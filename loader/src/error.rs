@@ -395,8 +395,9 @@ pub enum RecordProblem {
         /// Architecture.
         arch: Arch,
     },
-    /// `old_addr` is 0 and the target has no such symbol.
-    #[error("function is not in the target's symbol table")]
+    /// `old_addr` is 0 and the target has no such symbol (or only several
+    /// local ones, which need SYMPOS).
+    #[error("function is not in the target's symbol table as a global or a unique local symbol")]
     Unresolved,
     /// `old_addr` is 0 and sympos names a local symbol that does not exist.
     #[error("has no local symbol number {0} of that name")]

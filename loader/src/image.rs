@@ -39,6 +39,7 @@ use xsplice_abi::sections;
 use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
+pub use crate::symtab::SymbolPresence;
 use crate::symtab::SymbolTable;
 use crate::{
     notes, Addr, Allocator, Arch, CpuFeatures, RegionKind, Symbol, SymbolSource, TargetError,
@@ -292,6 +293,15 @@ impl ImageTarget {
         let start = usize::try_from(s.offset + (addr.0 - s.addr))
             .map_err(|_| TargetError::BadAddress(addr))?;
         Ok(start..start + len)
+    }
+}
+
+impl ImageTarget {
+    /// How the image's symbol table knows `name`, to explain why a payload
+    /// symbol or a record's function did not resolve: imported from a
+    /// shared library, defined only as several static symbols, or absent.
+    pub fn symbol_presence(&self, name: &str) -> SymbolPresence {
+        self.symbols.presence(name)
     }
 }
 

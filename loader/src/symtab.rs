@@ -6,7 +6,7 @@
 //! name when unambiguous); `sympos` n picks the n-th local definition in
 //! symbol-table order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::string::{String, ToString};
 use std::vec::Vec;
 
@@ -31,6 +31,23 @@ struct Defs {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SymbolTable {
     by_name: HashMap<String, Defs>,
+    /// Names the executable leaves undefined (imports from shared
+    /// libraries), without their `@VERSION`: only to explain a failed lookup.
+    imports: HashSet<String>,
+}
+
+/// How an executable's symbol table knows a name: what a failed lookup
+/// tells the user (a name imported from a shared library, or defined only
+/// as several static symbols, is not "missing").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SymbolPresence {
+    /// A global (or weak) definition.
+    pub global: bool,
+    /// The number of local (static) definitions.
+    pub locals: usize,
+    /// An undefined entry: the executable imports the name from a shared
+    /// library at run time, so its address is not known when patching.
+    pub imported: bool,
 }
 
 impl SymbolTable {
@@ -44,6 +61,14 @@ impl SymbolTable {
             (&elf.syms, &elf.strtab)
         };
         let mut by_name: HashMap<String, Defs> = HashMap::new();
+        let imports = syms
+            .iter()
+            .filter(|s| s.st_shndx == sh::SHN_UNDEF as usize)
+            .filter_map(|s| strtab.get_at(s.st_name))
+            .filter_map(|n| n.split('@').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
         let defined = syms
             .iter()
             .filter(|s| {
@@ -70,7 +95,17 @@ impl SymbolTable {
                 defs.global = Some(symbol);
             }
         }
-        SymbolTable { by_name }
+        SymbolTable { by_name, imports }
+    }
+
+    /// How the table knows `name` (see [`SymbolPresence`]).
+    pub(crate) fn presence(&self, name: &str) -> SymbolPresence {
+        let defs = self.by_name.get(name);
+        SymbolPresence {
+            global: defs.is_some_and(|d| d.global.is_some()),
+            locals: defs.map_or(0, |d| d.locals.len()),
+            imported: self.imports.contains(name),
+        }
     }
 
     /// Whether the table is empty (a stripped executable).
