@@ -2,7 +2,7 @@
  * A multi-threaded program for live patching by PID: four threads call
  * compute() in a tight loop; the main thread prints compute(10) every 10 ms,
  * so a patch applied with `xsplice apply --pid` shows up on stdout.
- * Build: gcc -O2 -pthread busy.c -o busy ; run: ./busy SECONDS
+ * Build: gcc -O2 -fno-ipa-ra -pthread busy.c -o busy ; run: ./busy SECONDS
  */
 #include <pthread.h>
 #include <stdatomic.h>

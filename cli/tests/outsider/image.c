@@ -3,7 +3,10 @@
  * "reserves .xsplice.arena.text (alloc+exec), .xsplice.arena.rodata (alloc)
  * and .xsplice.arena.data (alloc+write), PROGBITS, page-aligned".
  *
- * Build: gcc -O2 [-fcf-protection=...] [-static | -pie -fPIE] image.c -o image
+ * Build: gcc -O2 -fno-ipa-ra [-fcf-protection=...] [-static | -pie -fPIE] image.c -o image
+ * (-fno-ipa-ra: spec/SPEC.md section 12; without it gcc lets main() keep
+ * values in registers the original callee does not touch, and a replacement
+ * that touches them breaks main: the v2 payload printed compute=302.)
  * Run:   ./image            prints the observable behaviour
  *        ./image dump NAME  prints the first 16 bytes of function NAME in hex
  */
@@ -41,7 +44,10 @@ static void dump(const char *name) {
     if (!strcmp(name, "compute")) p = (const unsigned char *)compute;
     else if (!strcmp(name, "bump")) p = (const unsigned char *)bump;
     else if (!strcmp(name, "greet")) p = (const unsigned char *)greet;
-    if (!p) exit(2);
+    if (!p) {
+        puts("no such function");
+        exit(2);
+    }
     for (int i = 0; i < 16; i++) printf("%02x", p[i]);
     printf("\n");
 }
