@@ -201,10 +201,24 @@ pub(crate) fn engine_error(path: &Path, e: &EngineError, image: Option<&Path>) -
 pub(crate) fn image_error(path: &Path, e: &ImageError) -> CliError {
     let err = CliError::new(format!("{}: {e}", path.display()));
     match e {
-        ImageError::Arena { .. } => err.hint(
-            "an image for offline patching reserves `.xsplice.arena.text` (AX), \
-             `.xsplice.arena.rodata` (A) and `.xsplice.arena.data` (WA), PROGBITS",
-        ),
+        ImageError::Arena { name, .. } => {
+            let err = err.hint(
+                "an image for offline patching reserves `.xsplice.arena.text` (AX), \
+                 `.xsplice.arena.rodata` (A) and `.xsplice.arena.data` (WA), PROGBITS",
+            );
+            if *name == xsplice_abi::sections::ARENA_TEXT {
+                // What an outsider writing C meets: gcc gives a variable's
+                // section the data flags `aw`, whatever its name.
+                err.hint(
+                    "gcc marks a C array placed in a section `WA`, never executable: reserve the \
+                     text arena in assembly, with a top-level `__asm__` of the lines \
+                     `.pushsection .xsplice.arena.text,\"ax\",@progbits`, `.balign 4096`, \
+                     `.zero 65536` and `.popsection`",
+                )
+            } else {
+                err
+            }
+        }
         _ => err,
     }
 }

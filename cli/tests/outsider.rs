@@ -459,6 +459,17 @@ fn refusals_name_the_cause() {
     ok(&["apply", "--image", im.stat.p(), "-o", s(&out), &import]);
     assert_eq!(run(&out), "new greet\ncompute=37 counter=3 greet=imported");
 
+    // A text arena declared as a C array is data (`WA`) to gcc: refused,
+    // and the hint says how to reserve it.
+    let c_arena = Image::build("c-arena", &["-DTEXT_ARENA_IN_C"], &["image.c"]);
+    let p = v1(&c_arena, "c-arena.o", &["-fpic"]);
+    let e = fails(&["check", "--image", c_arena.p(), &p]).stderr;
+    assert!(
+        e.contains("`.xsplice.arena.text`: must be executable")
+            && e.contains("reserve the text arena in assembly"),
+        "{e}"
+    );
+
     // -fno-pic code holding an absolute address cannot go into a PIE image.
     let e = fails(&[
         "check",

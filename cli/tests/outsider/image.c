@@ -14,11 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef TEXT_ARENA_IN_C
+/* What gcc makes of a C array: a section "aw", not executable (refused). */
+__attribute__((section(".xsplice.arena.text"), aligned(4096), used))
+char xsplice_arena_text[65536] = {1};
+#else
 /* Text arena: gcc would mark a C array "aw", so assemble it directly. */
 __asm__(".pushsection .xsplice.arena.text,\"ax\",@progbits\n"
         ".balign 4096\n"
         ".zero 65536\n"
         ".popsection\n");
+#endif
 /* Data arenas: plain C arrays in named sections. */
 __attribute__((section(".xsplice.arena.rodata"), aligned(4096), used))
 const char xsplice_arena_rodata[65536] = {1};
