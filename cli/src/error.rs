@@ -69,6 +69,18 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
             name,
             problem: SymbolProblem::Unresolved,
             ..
+        } if name == "__tls_get_addr" => Some(TLS_HINT.to_string()),
+        LoadError::Relocation {
+            rtype,
+            problem: RelocProblem::Unsupported(_),
+            ..
+        } if ["TPOFF", "TLS", "DTPMOD"].iter().any(|t| rtype.contains(t)) => {
+            Some(TLS_HINT.to_string())
+        }
+        LoadError::Symbol {
+            name,
+            problem: SymbolProblem::Unresolved,
+            ..
         } => Some(match image {
             Some(img) => unresolved_hint(img, name, None),
             None => "pass --image IMAGE to resolve symbols against an image".to_string(),
@@ -117,6 +129,11 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
         None => err,
     }
 }
+
+/// A payload using thread-local storage: what gcc emits for `__thread`.
+const TLS_HINT: &str = "thread-local variables (`__thread`, `_Thread_local`) are not supported \
+     in payloads: a loaded payload cannot add a TLS block to threads that already run; keep \
+     the state in a plain global, or in the image";
 
 /// Why `name` did not resolve in the executable `img`, from its symbol
 /// table: a name the executable imports from a shared library, or defines

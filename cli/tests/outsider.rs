@@ -210,6 +210,23 @@ fn c_payloads_of_every_version_patch_c_images() {
             assert_eq!(run(&out), want, "{tag} {p}");
         }
 
+        // Ordinary C in the replacement: jump table, cold section, static
+        // data, a double constant. 10 -> case 2 -> 70, + 15 + 1*3 - 3 = 85.
+        let d = [format!("-DCOMPUTE_SIZE={}", img.size("compute"))];
+        for flags in [
+            &[code_model][..],
+            &["-fpic", "-ffunction-sections", "-fdata-sections"],
+        ] {
+            let rich = payload(&format!("{tag}-rich.o"), "payload_rich.c", flags, &d);
+            let out = dir().join(format!("{tag}-rich.img"));
+            ok(&["apply", "--image", img.p(), "-o", s(&out), &rich]);
+            assert_eq!(
+                run(&out),
+                "compute=85 counter=3 greet=hello",
+                "{tag} {flags:?}"
+            );
+        }
+
         // inspect --json against the image: the values DESIGN.md defines.
         let j = json(&["inspect", "--json", "--image", img.p(), &v3]);
         assert_eq!(j["record_version"], 3);
@@ -458,6 +475,14 @@ fn refusals_name_the_cause() {
     let out = dir().join("import-static.img");
     ok(&["apply", "--image", im.stat.p(), "-o", s(&out), &import]);
     assert_eq!(run(&out), "new greet\ncompute=37 counter=3 greet=imported");
+
+    // Thread-local storage in a payload: refused, and the hint says why.
+    let d = [size.clone(), "-DTLS".to_string()];
+    for flags in ["-fpic", "-fno-pic"] {
+        let tls = payload("tls.o", "payload_rich.c", &[flags], &d);
+        let e = fails(&["check", "--image", im.stat.p(), &tls]).stderr;
+        assert!(e.contains("thread-local variables"), "{flags}: {e}");
+    }
 
     // A text arena declared as a C array is data (`WA`) to gcc: refused,
     // and the hint says how to reserve it.
