@@ -160,3 +160,27 @@ fn dependency_on_another_build_id_is_refused_and_nothing_changes() {
         Err(EngineError::WrongState { .. })
     ));
 }
+
+#[test]
+fn symbol_presence_explains_a_failed_lookup() {
+    use xsplice_loader::image::SymbolPresence;
+    let target = ImageTarget::new(example("hv")).unwrap();
+    // A function the image defines, one it imports from libc (`U
+    // printf@GLIBC_2.2.5` in its .symtab: the version is not part of the
+    // name), a static one (`frame_dummy`), and one it does not know.
+    let global = SymbolPresence {
+        global: true,
+        ..SymbolPresence::default()
+    };
+    assert_eq!(target.symbol_presence("hv_sum"), global);
+    let imported = SymbolPresence {
+        imported: true,
+        ..SymbolPresence::default()
+    };
+    assert_eq!(target.symbol_presence("printf"), imported);
+    assert_eq!(target.symbol_presence("frame_dummy").locals, 1);
+    assert_eq!(
+        target.symbol_presence("no_such_function"),
+        SymbolPresence::default()
+    );
+}
