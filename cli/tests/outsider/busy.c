@@ -1,5 +1,5 @@
 /*
- * A multi-threaded program for live patching by PID: four threads call
+ * A multi-threaded program for live patching by PID: THREADS (default 4) threads call
  * compute() in a tight loop; the main thread prints compute(10) every 10 ms,
  * so a patch applied with `xsplice apply --pid` shows up on stdout.
  * Build: gcc -O2 -fno-ipa-ra -pthread busy.c -o busy ; run: ./busy SECONDS
@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 int scale = 3;
+#ifndef THREADS
+#define THREADS 4
+#endif
+
 static atomic_int stop;
 static atomic_long calls;
 
@@ -29,8 +33,8 @@ static void *spin(void *arg) {
 
 int main(int argc, char **argv) {
     int seconds = argc > 1 ? atoi(argv[1]) : 10;
-    pthread_t t[4];
-    for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, spin, (void *)i);
+    pthread_t t[THREADS];
+    for (long i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, spin, (void *)i);
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
     volatile int ten = 10;
@@ -41,7 +45,7 @@ int main(int argc, char **argv) {
         nanosleep(&tick, NULL);
     }
     atomic_store(&stop, 1);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     printf("done\n");
     return 0;
 }
