@@ -102,6 +102,15 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
             problem: RelocProblem::AbsoluteInPositionIndependent,
             ..
         } => Some(absolute_hint(rtype).to_string()),
+        LoadError::Arch {
+            problem: xsplice_loader::ArchProblem::NotHonoured,
+            ..
+        } => Some(
+            "an offline image and a process patched by PID (--pid) apply alternatives but \
+             have no fault or trap handler to register exception tables and bug frames with \
+             (spec/SPEC.md section 17.6): build the payload without them"
+                .to_string(),
+        ),
         LoadError::TooLarge { .. } => Some("raise the limit with --max-size BYTES".to_string()),
         LoadError::Header(HeaderProblem::TooManySections(_)) => {
             Some("raise the limit with --max-sections N".to_string())

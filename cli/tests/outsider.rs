@@ -476,6 +476,28 @@ fn refusals_name_the_cause() {
     ok(&["apply", "--image", im.stat.p(), "-o", s(&out), &import]);
     assert_eq!(run(&out), "new greet\ncompute=37 counter=3 greet=imported");
 
+    // Format 2.1 from C: an alternative is applied offline for the CPU
+    // features asked for; an exception table is refused, with a hint.
+    let arch = payload("arch.o", "payload_arch.c", &["-fpic"], &[size.clone()]);
+    ok(&["check", "--image", im.pie.p(), &arch]);
+    for (features, want) in [("", 301), ("POPCNT", 302)] {
+        let out = dir().join(format!("arch{want}.img"));
+        let mut args = vec!["apply", "--image", im.pie.p(), "-o", s(&out), &arch];
+        if !features.is_empty() {
+            args.extend(["--cpu-features", features]);
+        }
+        ok(&args);
+        assert_eq!(run(&out), format!("compute={want} counter=3 greet=hello"));
+    }
+    let d = [size.clone(), "-DEX_TABLE".to_string()];
+    let ex = payload("arch-ex.o", "payload_arch.c", &["-fpic"], &d);
+    let e = fails(&["check", "--image", im.pie.p(), &ex]).stderr;
+    assert!(
+        e.contains("`.xsplice.ex_table`: the target cannot honour this table")
+            && e.contains("section 17.6"),
+        "{e}"
+    );
+
     // Thread-local storage in a payload: refused, and the hint says why.
     let d = [size.clone(), "-DTLS".to_string()];
     for flags in ["-fpic", "-fno-pic"] {
@@ -651,6 +673,22 @@ fn busy_threads_patched_by_pid() {
     );
     let l = json(&["list", "--json", "--pid", pid]);
     assert_eq!(l["applied"].as_array().unwrap().len(), 0, "{l}");
+    busy.wait_for(37);
+
+    // An alternative is applied for this CPU (`cpuid`) in a live process.
+    let d = [format!("-DCOMPUTE_SIZE={}", exe.size("compute"))];
+    let arch = payload("busy-arch.o", "payload_arch.c", &["-fpic"], &d);
+    let mut args = vec!["apply", "--pid", pid, &arch];
+    args.extend(t);
+    ok(&args);
+    busy.wait_for(if std::arch::is_x86_feature_detected!("popcnt") {
+        302
+    } else {
+        301
+    });
+    let mut args = vec!["revert", "--pid", pid];
+    args.extend(t);
+    ok(&args);
     busy.wait_for(37);
 
     // Apply and revert a few times while the threads call compute().
