@@ -478,7 +478,12 @@ fn refusals_name_the_cause() {
 
     // Format 2.1 from C: an alternative is applied offline for the CPU
     // features asked for; an exception table is refused, with a hint.
-    let arch = payload("arch.o", "payload_arch.c", &["-fpic"], &[size.clone()]);
+    let arch = payload(
+        "arch.o",
+        "payload_arch.c",
+        &["-fpic"],
+        std::slice::from_ref(&size),
+    );
     ok(&["check", "--image", im.pie.p(), &arch]);
     for (features, want) in [("", 301), ("POPCNT", 302)] {
         let out = dir().join(format!("arch{want}.img"));
