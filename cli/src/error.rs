@@ -171,9 +171,11 @@ fn unresolved_hint(img: &Path, name: &str, record: Option<&RecordProblem>) -> St
              pick one with SYMPOS (a v3 record, incompat bit 2, sympos 1 to {n})"
         ),
         _ if presence.imported => format!(
-            "`{img}` imports `{name}` from a shared library, whose address is only known at \
-             run time: the loader resolves the executable's own symbols only (link the image \
-             statically, or reach it through a function the image defines)"
+            "`{img}` imports `{name}` from a shared library and has no PLT entry that calls \
+             it (a variable, or a function of an executable built with -fno-plt), so its \
+             address is only known at run time: a payload reaches shared-library functions \
+             through the executable's PLT entries only (link the image statically, or reach \
+             it through a function the image defines)"
         ),
         _ => format!(
             "`{img}` does not define it in its .symtab: was the payload built for this image?"

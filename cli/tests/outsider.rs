@@ -463,18 +463,33 @@ fn refusals_name_the_cause() {
         assert_eq!(run(&out), want);
     }
 
-    // A call into libc from a payload for a dynamically linked image: the
-    // hint says the image imports it from a shared library.
-    let d = [format!("-DGREET_SIZE={}", im.pie.size("greet"))];
-    let import = payload("import.o", "payload_import.c", &["-fpic"], &d);
-    let e = fails(&["check", "--image", im.pie.p(), &import]).stderr;
-    assert!(e.contains("imports `puts` from a shared library"), "{e}");
-    // ... while the static image links puts in and the payload applies.
-    let d = [format!("-DGREET_SIZE={}", im.stat.size("greet"))];
-    let import = payload("import-static.o", "payload_import.c", &["-fpic"], &d);
-    let out = dir().join("import-static.img");
-    ok(&["apply", "--image", im.stat.p(), "-o", s(&out), &import]);
-    assert_eq!(run(&out), "new greet\ncompute=37 counter=3 greet=imported");
+    // A call into libc from a payload: a dynamically linked image calls
+    // printf through a PLT entry, and the payload's call goes there too; the
+    // static image links printf in. An image built with -fno-plt has no
+    // entry: refused, and the hint says the image imports it.
+    for (img, tag) in [(&im.pie, "pie"), (&im.stat, "static")] {
+        let d = [format!("-DCOMPUTE_SIZE={}", img.size("compute"))];
+        let import = payload(
+            &format!("import-{tag}.o"),
+            "payload_import.c",
+            &["-fpic"],
+            &d,
+        );
+        let out = dir().join(format!("import-{tag}.img"));
+        ok(&["apply", "--image", img.p(), "-o", s(&out), &import]);
+        assert_eq!(
+            run(&out),
+            "payload called with 10\ncompute=301 counter=3 greet=hello"
+        );
+    }
+    let no_plt = Image::build("no-plt", &["-fno-plt"], &["image.c"]);
+    let d = [format!("-DCOMPUTE_SIZE={}", no_plt.size("compute"))];
+    let import = payload("import-no-plt.o", "payload_import.c", &["-fpic"], &d);
+    let e = fails(&["check", "--image", no_plt.p(), &import]).stderr;
+    assert!(
+        e.contains("imports `printf` from a shared library and has no PLT entry"),
+        "{e}"
+    );
 
     // Format 2.1 from C: an alternative is applied offline for the CPU
     // features asked for; an exception table is refused, with a hint.
@@ -614,11 +629,15 @@ impl Busy {
 
     /// Waits until the program prints `compute=<value>`.
     fn wait_for(&self, value: i64) {
-        let want = format!("compute={value} ");
+        self.wait_for_line(&format!("compute={value} "));
+    }
+
+    /// Waits until the program prints a line starting with `want`.
+    fn wait_for_line(&self, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                if l.starts_with(&want) {
+                if l.starts_with(want) {
                     return;
                 }
             }
@@ -691,6 +710,18 @@ fn busy_threads_patched_by_pid() {
     } else {
         301
     });
+    let mut args = vec!["revert", "--pid", pid];
+    args.extend(t);
+    ok(&args);
+    busy.wait_for(37);
+
+    // The replacement calls printf through the process's PLT entry.
+    let import = payload("busy-import.o", "payload_import.c", &["-fpic"], &d);
+    let mut args = vec!["apply", "--pid", pid, &import];
+    args.extend(t);
+    ok(&args);
+    busy.wait_for_line("payload called with ");
+    busy.wait_for(301);
     let mut args = vec!["revert", "--pid", pid];
     args.extend(t);
     ok(&args);

@@ -196,7 +196,7 @@ impl ImageTarget {
                 }
             }
         }
-        let symbols = SymbolTable::from_elf(&elf, 0);
+        let symbols = SymbolTable::from_elf(&elf, &bytes, 0);
         if symbols.is_empty() {
             return Err(ImageError::NoSymbols);
         }
@@ -312,6 +312,10 @@ impl SymbolSource for ImageTarget {
 
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
         self.symbols.lookup_local(name, pos)
+    }
+
+    fn lookup_import(&self, name: &str) -> Option<Symbol> {
+        self.symbols.lookup_import(name)
     }
 }
 

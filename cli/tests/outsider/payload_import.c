@@ -1,16 +1,26 @@
 /*
- * A v1 payload whose replacement calls puts(): in a dynamically linked
- * image puts lives in libc.so, whose address is unknown when patching.
- * Build: gcc -O2 -fpic -c -DGREET_SIZE=.. payload_import.c
+ * A v1 payload whose replacement calls printf(): in a dynamically linked
+ * executable printf lives in libc.so, whose address is unknown when
+ * patching; the executable's own calls go through its PLT entry, and so do
+ * the payload's. An executable linked with -fno-plt has no such entry: the
+ * payload is refused.
+ * Build: gcc -O2 -fpic -c -DCOMPUTE_SIZE=.. payload_import.c
  */
 #include <stdio.h>
 #include "xsplice_wire.h"
 
-const char *new_greet(void) {
-    puts("new greet");
-    return "imported";
+extern int scale;
+
+static int said;
+
+int new_compute(int x) {
+    if (!said) {
+        said = 1;
+        printf("payload called with %d\n", x);
+    }
+    return x * scale * 10 + 1;
 }
 
 XSPLICE_FUNCS struct xsplice_patch_func_v1 xsplice_funcs[] = {
-    {.new_addr = (void *)new_greet, .new_size = 5, .old_size = GREET_SIZE, .name = "greet"},
+    {.new_addr = (void *)new_compute, .new_size = 5, .old_size = COMPUTE_SIZE, .name = "compute"},
 };
