@@ -1,7 +1,8 @@
 //! The symbol table of an executable (an image patched offline, or the
 //! running process), as a [`SymbolSource`] (feature `std`).
 //!
-//! Rules: a global (or weak) definition wins; otherwise a name with exactly
+//! Names are looked up without a symbol version (`stdout@GLIBC_2.2.5`
+//! defines `stdout`). Rules: a global (or weak) definition wins; otherwise a name with exactly
 //! one local definition resolves to it (static functions are patchable by
 //! name when unambiguous); `sympos` n picks the n-th local definition in
 //! symbol-table order.
@@ -94,7 +95,14 @@ impl SymbolTable {
                 )
             });
         for s in defined {
-            let Some(name) = strtab.get_at(s.st_name).filter(|n| !n.is_empty()) else {
+            // binutils (2.35 on) writes a versioned name into .symtab:
+            // `stdout@GLIBC_2.2.5` is the executable's copy of libc's
+            // `stdout` (a copy relocation), and a payload names it `stdout`.
+            let Some(name) = strtab
+                .get_at(s.st_name)
+                .and_then(|n| n.split('@').next())
+                .filter(|n| !n.is_empty())
+            else {
                 continue;
             };
             let symbol = Symbol {

@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
     int seconds = argc > 1 ? atoi(argv[1]) : 10;
     pthread_t t[THREADS];
     for (long i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, spin, (void *)i);
+    fputs("busy: started\n", stderr);
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
     volatile int ten = 10;

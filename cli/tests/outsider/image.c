@@ -51,7 +51,7 @@ static void dump(const char *name) {
     else if (!strcmp(name, "bump")) p = (const unsigned char *)bump;
     else if (!strcmp(name, "greet")) p = (const unsigned char *)greet;
     if (!p) {
-        puts("no such function");
+        fputs("no such function\n", stderr);
         exit(2);
     }
     for (int i = 0; i < 16; i++) printf("%02x", p[i]);

@@ -1,9 +1,11 @@
 /*
- * A v1 payload whose replacement calls printf(): in a dynamically linked
- * executable printf lives in libc.so, whose address is unknown when
- * patching; the executable's own calls go through its PLT entry, and so do
- * the payload's. An executable linked with -fno-plt has no such entry: the
- * payload is refused.
+ * A v1 payload whose replacement calls printf() and fputs() on stderr: in a
+ * dynamically linked executable they live in libc.so, whose address is
+ * unknown when patching; the executable's own calls go through its PLT
+ * entries, and so do the payload's. `stderr` is the executable's copy of
+ * libc's (a copy relocation, `stderr@GLIBC_2.2.5` in its .symtab). An
+ * executable linked with -fno-plt has no PLT entries: the payload is
+ * refused.
  * Build: gcc -O2 -fpic -c -DCOMPUTE_SIZE=.. payload_import.c
  */
 #include <stdio.h>
@@ -17,6 +19,7 @@ int new_compute(int x) {
     if (!said) {
         said = 1;
         printf("payload called with %d\n", x);
+        fputs("payload: on stderr\n", stderr);
     }
     return x * scale * 10 + 1;
 }
