@@ -177,6 +177,11 @@ fn unresolved_hint(img: &Path, name: &str, record: Option<&RecordProblem>) -> St
              through the executable's PLT entries only (link the image statically, or reach \
              it through a function the image defines)"
         ),
+        None if name == "__stack_chk_fail" => format!(
+            "the payload was built with a stack protector (`-fstack-protector*`, some \
+             distributions' default) and `{img}` neither defines `__stack_chk_fail` nor calls \
+             it through a PLT entry: build the payload with -fno-stack-protector"
+        ),
         _ => format!(
             "`{img}` does not define it in its .symtab: was the payload built for this image?"
         ),

@@ -492,6 +492,20 @@ fn refusals_name_the_cause() {
         "{e}"
     );
 
+    // A stack-protected payload for an image that never calls
+    // __stack_chk_fail: the hint says how to build the payload.
+    let sp = payload(
+        "stack-protector.o",
+        "payload_rich.c",
+        &["-fpic", "-fstack-protector-all"],
+        std::slice::from_ref(&size),
+    );
+    let e = fails(&["check", "--image", im.pie.p(), &sp]).stderr;
+    assert!(
+        e.contains("build the payload with -fno-stack-protector"),
+        "{e}"
+    );
+
     // Format 2.1 from C: an alternative is applied offline for the CPU
     // features asked for; an exception table is refused, with a hint.
     let arch = payload(
