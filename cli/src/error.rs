@@ -54,6 +54,11 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
         LoadError::MissingSection(s) if *s == xsplice_abi::sections::FUNCS => {
             Some("a payload holds its records in `.xsplice.funcs` (see spec/SPEC.md)".to_string())
         }
+        LoadError::Note(NoteProblem::Count(0)) => Some(
+            "the ABI note is namesz 8 (\"XSPLICE\" and its NUL), descsz 24, type 1, then the \
+             name and the descriptor, each padded to 4 bytes (spec/SPEC.md section 6)"
+                .to_string(),
+        ),
         LoadError::Note(NoteProblem::MissingForVersion(_)) => Some(
             "v2 and v3 payloads need the ABI note `.note.xsplice` (see spec/SPEC.md)".to_string(),
         ),

@@ -433,6 +433,12 @@ fn refusals_name_the_cause() {
             "{e}"
         );
     }
+    let e = fails(&[
+        "check",
+        &edge("edge-namesz.o", &["-DXSPLICE_NOTE_NAMESZ=7"]),
+    ])
+    .stderr;
+    assert!(e.contains("namesz 8 (\"XSPLICE\" and its NUL)"), "{e}");
     let e = fails(&["check", &edge("edge-incompat.o", &["-DINCOMPAT=0x100"])]).stderr;
     assert!(e.contains("unknown incompat bit 8"), "{e}");
     let r = check(&edge("edge-compat.o", &["-DCOMPAT=4"]));

@@ -71,10 +71,16 @@ struct xsplice_abi_note {
 };
 _Static_assert(sizeof(struct xsplice_abi_note) == 44, "note size");
 
-#define XSPLICE_NOTE(major, recsize, incompat_bits)                                   \
-    __attribute__((section(".note.xsplice"), aligned(4), used))                       \
-    static const struct xsplice_abi_note xsplice_note = {                             \
-        8, 24, 1, "XSPLICE", (major), 0, (major), (recsize), (incompat_bits), 0, {0}, \
+/* namesz counts the NUL: 8 (a test builds 7, the classic slip, to see the refusal). */
+#ifndef XSPLICE_NOTE_NAMESZ
+#define XSPLICE_NOTE_NAMESZ 8
+#endif
+
+#define XSPLICE_NOTE(major, recsize, incompat_bits)                                  \
+    __attribute__((section(".note.xsplice"), aligned(4), used))                      \
+    static const struct xsplice_abi_note xsplice_note = {                            \
+        XSPLICE_NOTE_NAMESZ, 24, 1, "XSPLICE", (major), 0, (major), (recsize),       \
+        (incompat_bits), 0, {0},                                                     \
     }
 
 #define XSPLICE_FUNCS __attribute__((section(".xsplice.funcs"), used))
