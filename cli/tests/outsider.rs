@@ -512,6 +512,25 @@ fn refusals_name_the_cause() {
         "{e}"
     );
 
+    // Offline, hooks do not run: the warning names each hook section.
+    let hooks = payload(
+        "hooks.o",
+        "payload_hooks.c",
+        &["-fpic"],
+        std::slice::from_ref(&size),
+    );
+    let out = dir().join("hooks.img");
+    let r = ok(&["apply", "--image", im.pie.p(), "-o", s(&out), &hooks]);
+    assert!(
+        r.stderr.contains(
+            "hooks not run (an offline image cannot run payload code, on apply or revert): \
+             .xsplice.hooks.preapply, .xsplice.hooks.apply, .xsplice.hooks.revert"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(run(&out), BY_V1);
+
     // Format 2.1 from C: an alternative is applied offline for the CPU
     // features asked for; an exception table is refused, with a hint.
     let arch = payload(
@@ -743,6 +762,17 @@ fn busy_threads_patched_by_pid() {
     ok(&args);
     busy.wait_for_line("payload called with ");
     busy.wait_for(301);
+    let mut args = vec!["revert", "--pid", pid];
+    args.extend(t);
+    ok(&args);
+    busy.wait_for(37);
+
+    // Hooks run in the process: apply sets scale to 4, revert back to 3.
+    let hooks = payload("busy-hooks.o", "payload_hooks.c", &["-fpic"], &d);
+    let mut args = vec!["apply", "--pid", pid, &hooks];
+    args.extend(t);
+    ok(&args);
+    busy.wait_for(401);
     let mut args = vec!["revert", "--pid", pid];
     args.extend(t);
     ok(&args);
