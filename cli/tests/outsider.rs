@@ -512,6 +512,22 @@ fn refusals_name_the_cause() {
         "{e}"
     );
 
+    // A jump longer than the function the image's symbol table gives would
+    // overwrite the next function: refused even when old_size claims more.
+    assert_eq!(im.pie.sizes["idle"], 1);
+    for (old_size, why) in [
+        (1, "old_size 1 is too small"),
+        (16, "the patch ends 5 bytes into a function of 1 bytes"),
+    ] {
+        let d = [
+            format!("-DCOMPUTE_SIZE={old_size}"),
+            "-DTARGET_NAME=\"idle\"".to_string(),
+        ];
+        let p = payload("idle.o", "payload_v1.c", &["-fpic"], &d);
+        let e = fails(&["check", "--image", im.pie.p(), &p]).stderr;
+        assert!(e.contains(why), "{e}");
+    }
+
     // Offline, hooks do not run: the warning names each hook section.
     let hooks = payload(
         "hooks.o",

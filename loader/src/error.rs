@@ -423,6 +423,18 @@ pub enum RecordProblem {
         /// The function's size in the target.
         size: u64,
     },
+    /// The jump written at the site would run past the end of the function
+    /// the target's symbol table gives, into whatever follows it.
+    #[error(
+        "the patch ends {end} bytes into a function of {size} bytes (its size in the \
+         target's symbol table): it would overwrite what follows"
+    )]
+    PatchPastFunction {
+        /// `patch_offset` + the patch size.
+        end: u64,
+        /// The function's size in the target.
+        size: u64,
+    },
     /// A NOP record on arm64 must NOP whole instructions.
     #[error("NOP size {0} is not a multiple of the instruction size")]
     NopSize(u64),

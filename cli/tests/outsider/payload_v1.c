@@ -7,6 +7,9 @@
 #ifndef COMPUTE_SIZE
 #error "define COMPUTE_SIZE (the image's compute size, from nm -S)"
 #endif
+#ifndef TARGET_NAME
+#define TARGET_NAME "compute"
+#endif
 #ifndef NEW_SIZE
 #define NEW_SIZE 5
 #endif
@@ -21,6 +24,6 @@ XSPLICE_FUNCS struct xsplice_patch_func_v1 xsplice_funcs[] = {
         .new_size = NEW_SIZE,
         .old_addr = 0,
         .old_size = COMPUTE_SIZE,
-        .name = "compute",
+        .name = TARGET_NAME,
     },
 };
