@@ -52,7 +52,14 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
                 .to_string(),
         ),
         LoadError::MissingSection(s) if *s == xsplice_abi::sections::FUNCS => {
-            Some("a payload holds its records in `.xsplice.funcs` (see spec/SPEC.md)".to_string())
+            Some(if lto_object(path) {
+                "the object was built with -flto: it holds gcc's intermediate code \
+                 (`.gnu.lto_*` sections), not the records and machine code; build the payload \
+                 with -fno-lto (or -ffat-lto-objects)"
+                    .to_string()
+            } else {
+                "a payload holds its records in `.xsplice.funcs` (see spec/SPEC.md)".to_string()
+            })
         }
         LoadError::Note(NoteProblem::Count(0)) => Some(
             "the ABI note is namesz 8 (\"XSPLICE\" and its NUL), descsz 24, type 1, then the \
@@ -191,6 +198,13 @@ fn unresolved_hint(img: &Path, name: &str, record: Option<&RecordProblem>) -> St
             "`{img}` does not define it in its .symtab: was the payload built for this image?"
         ),
     }
+}
+
+/// Whether the payload file is a gcc LTO object (its section names start
+/// with `.gnu.lto_`): only read to explain a refusal.
+fn lto_object(path: &Path) -> bool {
+    crate::files::read(path, crate::files::payload_limit(), "payload")
+        .is_ok_and(|b| b.windows(9).any(|w| w == b".gnu.lto_"))
 }
 
 /// What to rebuild when a payload holds an absolute address and the image

@@ -528,6 +528,16 @@ fn refusals_name_the_cause() {
         assert!(e.contains(why), "{e}");
     }
 
+    // -flto objects hold gcc's intermediate code, not the records.
+    let lto = payload(
+        "lto.o",
+        "payload_v1.c",
+        &["-fpic", "-flto"],
+        std::slice::from_ref(&size),
+    );
+    let e = fails(&["check", &lto]).stderr;
+    assert!(e.contains("built with -flto"), "{e}");
+
     // Offline, hooks do not run: the warning names each hook section.
     let hooks = payload(
         "hooks.o",
