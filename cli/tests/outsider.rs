@@ -747,16 +747,23 @@ fn busy_threads_patched_by_pid() {
     busy.wait_for(301);
     let l = json(&["list", "--json", "--pid", pid]);
     assert_eq!(l["applied"].as_array().unwrap().len(), 1);
-    let mut args = vec!["revert", "--pid", pid];
-    args.extend(t);
-    ok(&args);
-    busy.wait_for(37);
+    // Reverts the top payload and waits for the original result.
+    let revert = || {
+        ok(&["revert", "--pid", pid, "--timeout", "10000"]);
+        busy.wait_for(37);
+    };
+    // Applies `payloads` and waits for `compute=<value>`.
+    let apply = |payloads: &[&str], value: i64| {
+        let mut args = vec!["apply", "--pid", pid, "--timeout", "10000"];
+        args.extend(payloads);
+        ok(&args);
+        busy.wait_for(value);
+    };
+    revert();
 
     // Several payloads by PID are all-or-nothing: the refused second one
     // takes the first back out, and the hint says so.
-    let mut args = vec!["apply", "--pid", pid, &fix, &wrong];
-    args.extend(t);
-    let e = fails(&args).stderr;
+    let e = fails(&["apply", "--pid", pid, "--timeout", "10000", &fix, &wrong]).stderr;
     assert!(
         e.contains("busy-v1.o` (applied before it in this run) was reverted again"),
         "{e}"
@@ -768,51 +775,25 @@ fn busy_threads_patched_by_pid() {
     // An alternative is applied for this CPU (`cpuid`) in a live process.
     let d = [format!("-DCOMPUTE_SIZE={}", exe.size("compute"))];
     let arch = payload("busy-arch.o", "payload_arch.c", &["-fpic"], &d);
-    let mut args = vec!["apply", "--pid", pid, &arch];
-    args.extend(t);
-    ok(&args);
-    busy.wait_for(if std::arch::is_x86_feature_detected!("popcnt") {
-        302
-    } else {
-        301
-    });
-    let mut args = vec!["revert", "--pid", pid];
-    args.extend(t);
-    ok(&args);
-    busy.wait_for(37);
+    let popcnt = std::arch::is_x86_feature_detected!("popcnt");
+    apply(&[&arch], if popcnt { 302 } else { 301 });
+    revert();
 
     // The replacement calls printf through the process's PLT entry.
     let import = payload("busy-import.o", "payload_import.c", &["-fpic"], &d);
-    let mut args = vec!["apply", "--pid", pid, &import];
-    args.extend(t);
-    ok(&args);
+    ok(&["apply", "--pid", pid, "--timeout", "10000", &import]);
     busy.wait_for_line("payload called with ");
     busy.wait_for(301);
-    let mut args = vec!["revert", "--pid", pid];
-    args.extend(t);
-    ok(&args);
-    busy.wait_for(37);
+    revert();
 
     // Hooks run in the process: apply sets scale to 4, revert back to 3.
     let hooks = payload("busy-hooks.o", "payload_hooks.c", &["-fpic"], &d);
-    let mut args = vec!["apply", "--pid", pid, &hooks];
-    args.extend(t);
-    ok(&args);
-    busy.wait_for(401);
-    let mut args = vec!["revert", "--pid", pid];
-    args.extend(t);
-    ok(&args);
-    busy.wait_for(37);
+    apply(&[&hooks], 401);
+    revert();
 
     // Apply and revert a few times while the threads call compute().
     for _ in 0..5 {
-        let mut args = vec!["apply", "--pid", pid, &fix];
-        args.extend(t);
-        ok(&args);
-        busy.wait_for(301);
-        let mut args = vec!["revert", "--pid", pid];
-        args.extend(t);
-        ok(&args);
-        busy.wait_for(37);
+        apply(&[&fix], 301);
+        revert();
     }
 }
