@@ -208,14 +208,14 @@ mod expect_serde {
 /// it back into any version able to express it. Invariants (checked by both
 /// directions): a field is non-zero only when its feature bit is set, and a
 /// NOP record has `new_addr` 0.
-///
-/// Decision: unlike the loader's result types, this view is *not*
-/// `#[non_exhaustive]`. Toolchains build records with it, and a record is
-/// plain data whose every field has a meaning of zero ("feature unused"),
-/// so the idiom is a struct literal ending in `..PatchFunc::default()`,
-/// which keeps compiling when a later format adds a field. Adding a field
-/// is still a minor-version change of this crate, recorded in the
-/// CHANGELOG.
+//
+// Decision (a plain comment: doc comments become the JSON Schema's
+// description): unlike the loader's result types, this view is not
+// `#[non_exhaustive]`. Toolchains build records with it, and a record is
+// plain data whose every field has a meaning of zero ("feature unused"),
+// so the idiom is a struct literal ending in `..PatchFunc::default()`,
+// which keeps compiling when a later format adds a field. Adding a field
+// is still a minor-version change of this crate, recorded in the CHANGELOG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]

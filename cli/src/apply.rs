@@ -91,13 +91,22 @@ pub(crate) fn run(req: &Request<'_>, v: Verbosity) -> Result<Output, CliError> {
         for w in &p.warnings {
             out.warn(format!("{}: {w}", path.display()));
         }
-    }
-    let skipped = engine.target().skipped_hooks();
-    if skipped > 0 {
-        out.warn(format!(
-            "{skipped} hook{} skipped: an offline image cannot run payload code",
-            if skipped == 1 { " was" } else { "s were" }
-        ));
+        // spec/SPEC.md section 12: name every hook section not run. None
+        // ever runs offline: not the apply hooks now, nor the revert hooks
+        // when `xsplice revert` takes the payload out.
+        let hook_sections: Vec<&str> = xsplice_abi::sections::HookPoint::ALL
+            .iter()
+            .filter(|point| p.hooks.iter().any(|h| h.point == **point))
+            .map(|point| point.section())
+            .collect();
+        if !hook_sections.is_empty() {
+            out.warn(format!(
+                "{}: hooks not run (an offline image cannot run payload code, on apply or \
+                 revert): {}",
+                path.display(),
+                hook_sections.join(", ")
+            ));
+        }
     }
     if v.verbose {
         for (name, used, size) in engine.target().arena_usage() {

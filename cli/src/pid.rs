@@ -286,12 +286,18 @@ mod imp {
         let build_id = engine.target().build_id().map(<[u8]>::to_vec);
         let mut out = Output::default();
         let last = payloads.len().saturating_sub(1);
+        // What this run applied, so that a payload refused later takes the
+        // earlier ones back out: several payloads are all-or-nothing, as
+        // offline (where nothing is written unless every one applies).
+        let mut applied_now = Vec::new();
         for (i, path) in payloads.iter().enumerate() {
-            let bytes = files::read(path, files::payload_limit(), "payload")?;
             let err = |e| engine_err(pid, Some(path), build_id.as_deref(), &e);
-            let id = engine
-                .load(&files::display_name(path), &bytes)
-                .map_err(err)?;
+            let loaded = files::read(path, files::payload_limit(), "payload")
+                .and_then(|bytes| engine.load(&files::display_name(path), &bytes).map_err(err));
+            let id = match loaded {
+                Ok(id) => id,
+                Err(e) => return Err(roll_back(&mut engine, &applied_now, e)),
+            };
             let replacing = replace && i == last && !engine.applied().is_empty();
             let done = if replacing {
                 engine.replace(id)
@@ -301,8 +307,9 @@ mod imp {
             if let Err(e) = done {
                 // Leave no region of a refused payload behind in the process.
                 let _ = engine.unload(id);
-                return Err(err(e));
+                return Err(roll_back(&mut engine, &applied_now, err(e)));
             }
+            applied_now.push(id);
             let p = engine.payload(id).map_err(err)?;
             let verb = if replacing {
                 "replaced the stack with"
@@ -337,6 +344,42 @@ mod imp {
             out.stdout.clear();
         }
         Ok(out)
+    }
+
+    /// Reverts and unloads, top first, the payloads `ids` this run applied
+    /// before one was refused with `err`, and says on `err` what happened to
+    /// them: reverted, or (when a revert fails) still applied.
+    fn roll_back(engine: &mut Engine<PtraceTarget>, ids: &[PayloadId], err: CliError) -> CliError {
+        let pid = engine.target().pid();
+        let mut reverted = Vec::new();
+        for (n, &id) in ids.iter().enumerate().rev() {
+            let name = engine.name(id).unwrap_or_default().to_string();
+            if let Err(e) = engine.revert(id) {
+                let kept: Vec<String> = ids
+                    .get(..=n)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&id| format!("`{}`", engine.name(id).unwrap_or_default()))
+                    .collect();
+                return err.hint(format!(
+                    "{} stay{} applied in process {pid} (taking {name} back out failed: {e}); \
+                     `xsplice revert --pid {pid}` reverts the top",
+                    kept.join(", "),
+                    if kept.len() == 1 { "s" } else { "" },
+                ));
+            }
+            let _ = engine.unload(id);
+            reverted.push(format!("`{name}`"));
+        }
+        if reverted.is_empty() {
+            return err;
+        }
+        reverted.reverse();
+        err.hint(format!(
+            "nothing was changed: {} (applied before it in this run) {} reverted again",
+            reverted.join(", "),
+            if reverted.len() == 1 { "was" } else { "were" },
+        ))
     }
 
     pub(crate) fn revert(req: &Request, which: &Which<'_>) -> Result<Output, CliError> {

@@ -424,8 +424,9 @@ pub enum RecordProblem {
         /// Architecture.
         arch: Arch,
     },
-    /// `old_addr` is 0 and the target has no such symbol.
-    #[error("function is not in the target's symbol table")]
+    /// `old_addr` is 0 and the target has no such symbol (or only several
+    /// local ones, which need SYMPOS).
+    #[error("function is not in the target's symbol table as a global or a unique local symbol")]
     Unresolved,
     /// `old_addr` is 0 and sympos names a local symbol that does not exist.
     #[error("has no local symbol number {0} of that name")]
@@ -447,6 +448,18 @@ pub enum RecordProblem {
     #[error("NOPs end {end} bytes into a function of {size} bytes")]
     NopPastFunction {
         /// `patch_offset + new_size`.
+        end: u64,
+        /// The function's size in the target.
+        size: u64,
+    },
+    /// The jump written at the site would run past the end of the function
+    /// the target's symbol table gives, into whatever follows it.
+    #[error(
+        "the patch ends {end} bytes into a function of {size} bytes (its size in the \
+         target's symbol table): it would overwrite what follows"
+    )]
+    PatchPastFunction {
+        /// `patch_offset` + the patch size.
         end: u64,
         /// The function's size in the target.
         size: u64,

@@ -72,7 +72,7 @@ impl Executable {
                 },
             )?
         });
-        let symbols = SymbolTable::from_elf(&elf, bias);
+        let symbols = SymbolTable::from_elf(&elf, bytes, bias);
         if symbols.is_empty() {
             return Err("the executable has no .symtab (it must not be stripped)");
         }

@@ -39,6 +39,7 @@ use xsplice_abi::sections;
 use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
+pub use crate::symtab::SymbolPresence;
 use crate::symtab::SymbolTable;
 use crate::{Addr, Allocator, Arch, CpuFeatures, RegionKind, Symbol, SymbolSource, TargetError};
 
@@ -203,7 +204,7 @@ impl ImageTarget {
                 }
             }
         }
-        let symbols = SymbolTable::from_elf(&elf, 0);
+        let symbols = SymbolTable::from_elf(&elf, &bytes, 0);
         if symbols.is_empty() {
             return Err(ImageError::NoSymbols);
         }
@@ -303,6 +304,15 @@ impl ImageTarget {
     }
 }
 
+impl ImageTarget {
+    /// How the image's symbol table knows `name`, to explain why a payload
+    /// symbol or a record's function did not resolve: imported from a
+    /// shared library, defined only as several static symbols, or absent.
+    pub fn symbol_presence(&self, name: &str) -> SymbolPresence {
+        self.symbols.presence(name)
+    }
+}
+
 impl SymbolSource for ImageTarget {
     fn lookup(&self, name: &str) -> Option<Symbol> {
         self.symbols.lookup(name)
@@ -310,6 +320,10 @@ impl SymbolSource for ImageTarget {
 
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
         self.symbols.lookup_local(name, pos)
+    }
+
+    fn lookup_import(&self, name: &str) -> Option<Symbol> {
+        self.symbols.lookup_import(name)
     }
 }
 

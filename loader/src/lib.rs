@@ -200,6 +200,19 @@ pub trait SymbolSource {
     /// The `pos`-th (1-based, in symbol-table order) local symbol called
     /// `name`, for records using SYMPOS.
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol>;
+    /// Where a payload's undefined symbol `name` that [`lookup`] does not
+    /// find may still be reached: a function the target imports from a
+    /// shared library and calls through a PLT entry resolves to that entry,
+    /// so the payload's calls go where the target's own calls go. Only
+    /// symbols of the payload use it, never a record's function (patching a
+    /// PLT entry is not patching the function). The default: none (a
+    /// hypervisor has no shared libraries).
+    ///
+    /// [`lookup`]: SymbolSource::lookup
+    fn lookup_import(&self, name: &str) -> Option<Symbol> {
+        let _ = name;
+        None
+    }
 }
 
 /// Memory for payload regions. A hypervisor owns its memory, so the loader

@@ -55,6 +55,8 @@ pub(crate) fn resolve_symbols(
                 layout.got_addr()
             } else if let Some(found) = symbols.lookup(name) {
                 Some(found.addr.0)
+            } else if let Some(entry) = symbols.lookup_import(name) {
+                Some(entry.addr.0)
             } else if s.st_bind() == sym::STB_WEAK {
                 Some(0)
             } else if referenced.get(i).copied().unwrap_or(false) {

@@ -160,3 +160,61 @@ fn dependency_on_another_build_id_is_refused_and_nothing_changes() {
         Err(EngineError::WrongState { .. })
     ));
 }
+
+#[test]
+fn symbol_presence_explains_a_failed_lookup() {
+    use xsplice_loader::image::SymbolPresence;
+    let target = ImageTarget::new(example("hv")).unwrap();
+    // A function the image defines, one it imports from libc (`U
+    // printf@GLIBC_2.2.5` in its .symtab: the version is not part of the
+    // name), a static one (`frame_dummy`), and one it does not know.
+    let global = SymbolPresence {
+        global: true,
+        ..SymbolPresence::default()
+    };
+    assert_eq!(target.symbol_presence("hv_sum"), global);
+    let imported = SymbolPresence {
+        imported: true,
+        ..SymbolPresence::default()
+    };
+    assert_eq!(target.symbol_presence("printf"), imported);
+    assert_eq!(target.symbol_presence("frame_dummy").locals, 1);
+    assert_eq!(
+        target.symbol_presence("no_such_function"),
+        SymbolPresence::default()
+    );
+}
+
+#[test]
+fn an_imported_function_resolves_to_its_plt_entry() {
+    use xsplice_loader::SymbolSource;
+    let bytes = example("hv");
+    let target = ImageTarget::new(bytes.clone()).unwrap();
+    // hv calls printf (libc.so) through its PLT: `ff 25 disp32` at the
+    // entry, jumping through the GOT slot of printf's JUMP_SLOT relocation.
+    assert_eq!(target.lookup("printf"), None);
+    let entry = target.lookup_import("printf").expect("printf@plt").addr.0;
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let plt = elf
+        .section_headers
+        .iter()
+        .find(|h| elf.shdr_strtab.get_at(h.sh_name) == Some(".plt"))
+        .unwrap();
+    assert!(entry > plt.sh_addr && entry < plt.sh_addr + plt.sh_size);
+    let at = usize::try_from(plt.sh_offset + (entry - plt.sh_addr)).unwrap();
+    assert_eq!(&bytes[at..at + 2], &[0xff, 0x25]);
+    let disp = i32::from_le_bytes(bytes[at + 2..at + 6].try_into().unwrap());
+    let slot = (entry + 6).wrapping_add_signed(i64::from(disp));
+    let jump_slot = elf.pltrelocs.iter().find(|r| {
+        elf.dynstrtab
+            .get_at(elf.dynsyms.get(r.r_sym).unwrap().st_name)
+            == Some("printf")
+    });
+    assert_eq!(jump_slot.unwrap().r_offset, slot);
+    // A name the image does not import, and a function it defines, are
+    // not imports; `__libc_start_main` is imported but never called
+    // through a PLT entry.
+    assert_eq!(target.lookup_import("puts"), None);
+    assert_eq!(target.lookup_import("hv_sum"), None);
+    assert_eq!(target.lookup_import("__libc_start_main"), None);
+}

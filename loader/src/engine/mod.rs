@@ -135,6 +135,10 @@ impl<T: Target> SymbolSource for EnvSymbols<'_, '_, T> {
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
         self.0.target.borrow().lookup_local(name, pos)
     }
+
+    fn lookup_import(&self, name: &str) -> Option<Symbol> {
+        self.0.target.borrow().lookup_import(name)
+    }
 }
 
 impl<T: Target> Allocator for EnvAlloc<'_, '_, T> {

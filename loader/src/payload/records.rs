@@ -106,12 +106,16 @@ pub(super) fn check_records(
                 symbols.lookup(&name).ok_or(RecordProblem::Unresolved)
             };
             let found = found.map_err(record_err)?;
-            // NOPs past the function's own end would erase its neighbour.
+            // NOPs or a jump past the function's own end would erase its
+            // neighbour (an `old_size` larger than the function says nothing
+            // about what follows it).
             let end = u64::from(f.patch_offset).saturating_add(needed);
-            if f.is_nop() && found.size != 0 && end > found.size {
-                return Err(record_err(RecordProblem::NopPastFunction {
-                    end,
-                    size: found.size,
+            if found.size != 0 && end > found.size {
+                let (end, size) = (end, found.size);
+                return Err(record_err(if f.is_nop() {
+                    RecordProblem::NopPastFunction { end, size }
+                } else {
+                    RecordProblem::PatchPastFunction { end, size }
                 }));
             }
             found.addr

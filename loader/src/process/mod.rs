@@ -526,6 +526,10 @@ impl SymbolSource for ProcessTarget {
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
         self.symbols.lookup_local(name, pos)
     }
+
+    fn lookup_import(&self, name: &str) -> Option<Symbol> {
+        self.symbols.lookup_import(name)
+    }
 }
 
 impl Allocator for ProcessTarget {

@@ -852,6 +852,10 @@ impl SymbolSource for PtraceTarget {
     fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
         self.exe.symbols.lookup_local(name, pos)
     }
+
+    fn lookup_import(&self, name: &str) -> Option<Symbol> {
+        self.exe.symbols.lookup_import(name)
+    }
 }
 
 /// `allocate` only reserves an address; the mapping is made by
