@@ -1,4 +1,5 @@
-//! Live patching of the running process (Linux x86-64, feature `std`).
+//! Live patching of the running process (Linux x86-64 and AArch64,
+//! feature `std`).
 //!
 //! The process plays the hypervisor: its own executable's `.symtab` (read
 //! from `/proc/self/exe`, shifted by the load bias) is the symbol table,
@@ -97,7 +98,14 @@
 //! Nothing in the rendezvous or the critical section allocates or takes a
 //! lock: a stopped thread may hold the allocator's lock.
 
+// The machine-specific bits (PC in a signal frame, serialisation, code
+// stores, cache maintenance), one small module per machine; everything
+// else is shared.
+#[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]
+mod cpu;
 mod faults;
+mod qemu;
 mod rendezvous;
 
 use core::time::Duration;
@@ -118,7 +126,10 @@ pub use rendezvous::MAX_THREADS;
 static PATCH_LOCK: Mutex<()> = Mutex::new(());
 
 const PAGE: u64 = 4096;
-/// How far from the executable's text payload regions may be placed.
+/// How far from the executable's text payload regions may be placed: half
+/// of x86-64's `rel32` and well inside AArch64's `adrp` (±4 GiB), which
+/// address the payload's data. Code nearer than 128 MiB is tried first
+/// (AArch64 `b`); beyond, the long branch and veneers take over.
 const REACH: u64 = 1 << 30;
 
 /// `membarrier(2)` commands (linux/membarrier.h).
@@ -250,8 +261,8 @@ fn page_up(a: u64) -> u64 {
 /// code does).
 unsafe fn call_c_int_fn(addr: u64) -> i32 {
     let entry = addr as usize as *const ();
-    // SAFETY: on x86-64 Linux a function pointer and a data pointer have
-    // the same size and representation; the caller guarantees that a
+    // SAFETY: on x86-64 and AArch64 Linux a function pointer and a data
+    // pointer have the same size and representation; the caller guarantees that a
     // function of this signature is there.
     let f = unsafe { core::mem::transmute::<*const (), extern "C" fn() -> i32>(entry) };
     f()
@@ -306,11 +317,15 @@ impl ProcessTarget {
             opts: RendezvousOptions::default(),
             stats: RendezvousStats::default(),
             sync_core: register_sync_core(),
-            mem: std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/proc/self/mem")
-                .ok(),
+            mem: if cpu::PROC_MEM_WRITES {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/proc/self/mem")
+                    .ok()
+            } else {
+                None
+            },
             serial: SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -352,15 +367,6 @@ impl ProcessTarget {
         self.sync_core
     }
 
-    fn in_ranges<'r>(
-        ranges: impl IntoIterator<Item = &'r (u64, u64)>,
-        addr: u64,
-        len: u64,
-    ) -> bool {
-        let end = addr.saturating_add(len);
-        ranges.into_iter().any(|&(lo, hi)| addr >= lo && end <= hi)
-    }
-
     /// Whether `[addr, addr+len)` lies in one of this target's mappings of
     /// the given kinds. Allocation-free: `write_code` calls it inside the
     /// critical section.
@@ -370,7 +376,7 @@ impl ProcessTarget {
 
     /// Whether `[addr, addr+len)` is code this target may rewrite.
     fn writable_code(&self, addr: u64, len: u64) -> bool {
-        Self::in_ranges(&self.text, addr, len) || self.in_maps(&[RegionKind::Text], addr, len)
+        Executable::within(&self.text, addr, len) || self.in_maps(&[RegionKind::Text], addr, len)
     }
 
     fn mprotect(addr: u64, len: u64, prot: i32) -> Result<(), TargetError> {
@@ -416,13 +422,10 @@ impl ProcessTarget {
         }
         let rx = libc::PROT_READ | libc::PROT_EXEC;
         Self::mprotect(addr.0, len, rx | libc::PROT_WRITE)?;
-        for (i, &b) in bytes.iter().enumerate() {
-            // SAFETY: the destination lies in the executable's text or a
-            // payload text mapping (checked above) and was just made
-            // writable; no Rust reference points into code. Byte stores:
-            // each byte of the site is written exactly once.
-            unsafe { core::ptr::write_volatile((addr.0 as *mut u8).wrapping_add(i), b) };
-        }
+        // SAFETY: the destination lies in the executable's text or a
+        // payload text mapping (checked above) and was just made writable;
+        // no Rust reference points into code.
+        unsafe { cpu::store_code(addr.0, bytes) };
         Self::mprotect(addr.0, len, rx)
     }
 
@@ -513,8 +516,12 @@ impl CodeWriter for StoppedWriter<'_> {
         self.target.write_stopped(addr, bytes)
     }
 
-    fn flush_icache(&mut self, _addr: Addr, _len: usize) {
-        // x86-64: serialisation happens once, at the release (module doc).
+    /// Cache maintenance over the bytes written, where the machine needs
+    /// it (AArch64); x86-64 serialises once, at the release (module doc).
+    fn flush_icache(&mut self, addr: Addr, len: usize) {
+        if self.target.writable_code(addr.0, len as u64) {
+            cpu::sync_icache(addr.0, len);
+        }
     }
 }
 
@@ -532,15 +539,17 @@ impl Allocator for ProcessTarget {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
         let len = page_up(size.max(1));
         let align = align.max(PAGE);
-        let (lo, hi) = self
-            .text
-            .iter()
-            .fold((u64::MAX, 0), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b)));
-        // Try hints just past the text, then just before it, 16 MiB apart.
+        let (lo, hi) = exe::span(&self.text);
+        // Try hints 16 MiB apart, nearest the text first, past it and
+        // before it in turn: the nearer, the likelier an AArch64 `b`
+        // (±128 MiB) reaches from every site.
         let step = 16u64 << 20;
-        let above = (1..64).map(|k| hi.saturating_add(k * step));
-        let below = (1..64).filter_map(|k| lo.checked_sub(k * step + len));
-        for hint in above.chain(below) {
+        let hints = (1..64).flat_map(|k| {
+            let above = hi.saturating_add(k * step);
+            let below = lo.checked_sub(k * step + len);
+            core::iter::once(above).chain(below)
+        });
+        for hint in hints {
             let hint = hint / align * align;
             let reach_ok = hint.saturating_add(len) <= lo.saturating_add(REACH)
                 && hint.saturating_add(REACH) >= hi;
@@ -597,13 +606,13 @@ impl CodeWriter for ProcessTarget {
 
 impl Target for ProcessTarget {
     fn arch(&self) -> Arch {
-        Arch::X86_64
+        cpu::ARCH
     }
 
-    /// This CPU's features (`cpuid`): alternatives are applied for the
-    /// machine the process runs on.
+    /// This CPU's features (`cpuid` on x86-64, HWCAP on AArch64):
+    /// alternatives are applied for the machine the process runs on.
     fn cpu_features(&self) -> CpuFeatures {
-        CpuFeatures::native(Arch::X86_64)
+        CpuFeatures::native(cpu::ARCH)
     }
 
     /// All three tables: exception tables and bug frames through the
@@ -641,7 +650,13 @@ impl Target for ProcessTarget {
             RegionKind::ReadOnly => libc::PROT_READ,
             RegionKind::Data => libc::PROT_READ | libc::PROT_WRITE,
         };
-        Self::mprotect(m.addr, m.len, prot)
+        Self::mprotect(m.addr, m.len, prot)?;
+        if m.kind == RegionKind::Text {
+            // The copy went through the data cache: make it visible to
+            // instruction fetch before anything jumps there (AArch64).
+            cpu::sync_icache(m.addr, region.bytes.len());
+        }
+        Ok(())
     }
 
     fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
@@ -661,7 +676,7 @@ impl Target for ProcessTarget {
 
     fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
         let len = buf.len() as u64;
-        let readable = Self::in_ranges(&self.loaded, addr.0, len)
+        let readable = Executable::within(&self.loaded, addr.0, len)
             || self.in_maps(
                 &[RegionKind::Text, RegionKind::ReadOnly, RegionKind::Data],
                 addr.0,

@@ -162,3 +162,66 @@ pub fn build_arch(compiler: &str, flags: &[&str]) -> PathBuf {
     );
     out
 }
+
+/// The C compiler that builds AArch64 payloads at test time: the cross
+/// compiler where it runs (CI runs the AArch64 tests under qemu-user on
+/// x86-64, where the test binary starts the host's cross compiler), else
+/// `gcc` (a native AArch64 machine); `None`, after [`have_tool`]'s skip or
+/// failure, when neither runs.
+pub fn aarch64_cc(test: &str) -> Option<&'static str> {
+    let runs = |cc: &str| {
+        std::process::Command::new(cc)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs("aarch64-linux-gnu-gcc") {
+        return Some("aarch64-linux-gnu-gcc");
+    }
+    (cfg!(target_arch = "aarch64") && have_tool("gcc", test)).then_some("gcc")
+}
+
+/// A live fixture `live_vN-FLAVOUR.o` for the machine the tests run on:
+/// on x86-64 the committed object; on AArch64 the same source
+/// (`compat-tests/fixtures/live_vN.c`) built now with `regen.sh`'s flags
+/// (`nopic` is `-fno-pic`, `pic` `-fpic`, `large` `-mcmodel=large
+/// -fno-pic`), since
+/// only two of the nine are committed for AArch64.
+pub fn live_fixture(name: &str) -> Vec<u8> {
+    if cfg!(not(target_arch = "aarch64")) {
+        return fixture(name);
+    }
+    let (source, flavour) = name
+        .strip_suffix(".o")
+        .and_then(|n| n.split_once('-'))
+        .unwrap_or_else(|| panic!("{name}: not live_vN-FLAVOUR.o"));
+    // The large model exists only without PIC on AArch64 (and Debian's
+    // compilers default to PIE).
+    let flags: &[&str] = match flavour {
+        "nopic" => &["-fno-pic"],
+        "pic" => &["-fpic"],
+        "large" => &["-mcmodel=large", "-fno-pic"],
+        _ => panic!("{name}: unknown flavour"),
+    };
+    let cc = aarch64_cc(name).unwrap_or_else(|| panic!("{name}: no AArch64 C compiler"));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("aarch64-{name}-{}-{n}.o", std::process::id()));
+    let res = std::process::Command::new(cc)
+        .args(["-c", "-O2", "-fno-stack-protector"])
+        .args(flags)
+        .arg(fixture_path(&format!("{source}.c")))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{cc} {name}: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    bytes
+}
