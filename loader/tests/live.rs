@@ -16,7 +16,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::live_fixture as fixture;
+use common::native_fixture as fixture;
 use demo::{answer, base, code_bytes, scale, xsplice_demo_answer};
 use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
 use xsplice_loader::process::ProcessTarget;

@@ -763,3 +763,43 @@ impl Target for ProcessTarget {
         Ok(HookOutcome::Returned(unsafe { call_c_int_fn(hook.addr.0) }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{thread_in_site, Site, SitePolicy};
+    use xsplice_abi::RecordIndex;
+
+    /// The AArch64 cases: a 4-byte `b` has no inside for a 4-aligned PC;
+    /// the 12-byte long branch has two (its second and third instruction),
+    /// which is why it is written only with no thread there.
+    #[test]
+    fn which_pcs_are_inside_a_site() {
+        let site = |start: u64, len: u64| Site {
+            record: RecordIndex(0),
+            bytes: start..start + len,
+            retired: start..start + 64,
+        };
+        let inside = |pc: u64, sites: &[Site], policy| {
+            thread_in_site([(7, pc)].into_iter(), sites, policy).map(|(_, _, _, whole)| whole)
+        };
+        let b = [site(0x1000, 4)];
+        for pc in [0x1000, 0x1004, 0x0ffc] {
+            assert_eq!(inside(pc, &b, SitePolicy::Bytes), None, "{pc:#x}");
+        }
+        let long = [site(0x1000, 12)];
+        assert_eq!(
+            inside(0x1000, &long, SitePolicy::Bytes),
+            None,
+            "at the site"
+        );
+        assert_eq!(inside(0x1004, &long, SitePolicy::Bytes), Some(false));
+        assert_eq!(inside(0x1008, &long, SitePolicy::Bytes), Some(false));
+        assert_eq!(inside(0x100c, &long, SitePolicy::Bytes), None);
+        // The strict policy: anywhere in the retired function.
+        assert_eq!(inside(0x100c, &long, SitePolicy::Function), Some(true));
+        assert_eq!(inside(0x1040, &long, SitePolicy::Function), None);
+        // x86-64's 5-byte jmp: every interior byte.
+        let jmp = [site(0x1000, 5)];
+        assert_eq!(inside(0x1003, &jmp, SitePolicy::Bytes), Some(false));
+    }
+}

@@ -13,15 +13,19 @@
 //!   executable but not `/proc/thread-self/exe`, which still names the
 //!   emulator; on a real kernel the two always agree. Checked once, when
 //!   the handler is installed.
-//! * **Which threads are qemu's.** A guest thread never blocks a host
-//!   signal for long: qemu keeps the guest's signal mask itself and takes
-//!   every host signal as it comes. So, under qemu-user only, a thread that
-//!   the rendezvous is still waiting for and whose kernel status shows a
-//!   signal both pending and blocked (`SigPnd & SigBlk`, with
-//!   `ShdPnd` for the process-wide queue left out) is the emulator's: it
-//!   is recorded and never signalled again. A guest thread that blocks the
-//!   rendezvous signal is still refused by timeout, as on a real kernel:
-//!   qemu holds that signal in its own queue, not the kernel's.
+//! * **Which threads are qemu's.** Under qemu-user only, a thread the
+//!   rendezvous is still waiting for is the emulator's when all three
+//!   hold: (1) the signal sent is pending and blocked in the kernel's view
+//!   (`SigPnd & SigBlk` of `/proc/self/task/TID/status`); (2) it blocks
+//!   every asynchronous signal (`SIGHUP`, `SIGINT`, `SIGUSR1`, `SIGUSR2`,
+//!   `SIGALRM`, `SIGTERM`, `SIGCHLD`), as qemu creates its helper threads;
+//!   (3) it started in the clock tick of the process or the next (field
+//!   22 of `stat`), since qemu starts it before it loads the program. It is then
+//!   recorded and never signalled again. A guest thread that blocks the
+//!   rendezvous signal is still refused by timeout, as on a real kernel
+//!   (qemu passes the guest's mask on to the kernel, so (1) alone would
+//!   not tell them apart); a guest thread that met all three would be left
+//!   running during the writes, a risk taken only under emulation.
 //! * Nothing changes on a real kernel: the check never runs there.
 //!
 //! Allocation-free, like the rest of the rendezvous.
@@ -72,7 +76,22 @@ pub(super) fn own_thread(tid: i32) -> bool {
     else {
         return false;
     };
-    if pending & blocked == 0 {
+    if pending & blocked == 0 || blocked & ASYNC != ASYNC {
+        return false;
+    }
+    let pid = std::process::id();
+    let main = i32::try_from(pid).unwrap_or(0);
+    let mut buf = [0u8; 512];
+    let mine = super::rendezvous::read_task_file(tid, b"/stat\0", &mut buf)
+        .and_then(|stat| super::rendezvous::stat_field(stat, 22).and_then(parse_u64));
+    let mut buf = [0u8; 512];
+    let process = super::rendezvous::read_task_file(main, b"/stat\0", &mut buf)
+        .and_then(|stat| super::rendezvous::stat_field(stat, 22).and_then(parse_u64));
+    // The same tick, or the next where qemu's start-up straddled one.
+    let (Some(mine), Some(process)) = (mine, process) else {
+        return false;
+    };
+    if mine > process.saturating_add(1) {
         return false;
     }
     for slot in &OWN {
@@ -84,6 +103,32 @@ pub(super) fn own_thread(tid: i32) -> bool {
         }
     }
     true
+}
+
+/// The asynchronous signals a helper thread of qemu blocks (bit `n - 1`
+/// for signal `n`).
+const ASYNC: u64 = bit(libc::SIGHUP)
+    | bit(libc::SIGINT)
+    | bit(libc::SIGUSR1)
+    | bit(libc::SIGUSR2)
+    | bit(libc::SIGALRM)
+    | bit(libc::SIGTERM)
+    | bit(libc::SIGCHLD);
+
+/// The bit of signal `sig` (1 to 31) in a `status` mask.
+const fn bit(sig: libc::c_int) -> u64 {
+    1 << (sig - 1)
+}
+
+/// A decimal number.
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit()
+            .then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
+    })
 }
 
 /// The hexadecimal value of the line starting with `name` in a `status`
@@ -104,7 +149,7 @@ fn field(status: &[u8], name: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::{field, parse_u64, ASYNC};
 
     #[test]
     fn status_fields() {
@@ -115,5 +160,11 @@ mod tests {
         assert_eq!(field(b"SigPnd:\tzz\n", b"SigPnd:"), None);
         assert_eq!(field(b"SigPnd:\t\n", b"SigPnd:"), None);
         assert_eq!(field(b"SigPnd:\t11112222333344445\n", b"SigPnd:"), None);
+        // qemu 7.2's helper thread (first lines), a thread blocking one.
+        assert_eq!(0xffff_fffe_7ffb_fa77 & ASYNC, ASYNC);
+        assert_ne!(1 << 42 & ASYNC, ASYNC);
+        assert_eq!(parse_u64(b"123"), Some(123));
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"1x"), None);
     }
 }

@@ -504,8 +504,17 @@ fn task_path<'b>(tid: i32, tail: &[u8], buf: &'b mut [u8; 48]) -> Option<&'b [u8
 /// The state letter of a `stat` line: the first field after the last `)`
 /// (the command name in parentheses may itself hold any character).
 fn stat_state(stat: &[u8]) -> Option<u8> {
+    stat_field(stat, 3)?.first().copied()
+}
+
+/// Field `n` (1-based, as in proc(5)) of a `stat` line, `n >= 3`: the
+/// fields after the command name, which is in parentheses and may itself
+/// hold any character, are counted from the last `)`.
+pub(super) fn stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
     let close = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(close.checked_add(2)?).copied()
+    stat.get(close.checked_add(2)?..)?
+        .split(|&b| b == b' ' || b == b'\n')
+        .nth(n.checked_sub(3)?)
 }
 
 /// `/proc/self/task`, open for the rendezvous; listed again from the start
@@ -582,7 +591,7 @@ impl Drop for TaskDir {
 
 #[cfg(test)]
 mod tests {
-    use super::{exited, parse_tid, report_pc, stat_state, tag, task_path};
+    use super::{exited, parse_tid, report_pc, stat_field, stat_state, tag, task_path};
 
     #[test]
     fn reports_of_other_rounds_do_not_count() {
@@ -601,6 +610,11 @@ mod tests {
         assert_eq!(stat_state(b"123 (a) b) Z 1 2 3"), Some(b'Z'));
         assert_eq!(stat_state(b"123 (worker) S 1 2"), Some(b'S'));
         assert_eq!(stat_state(b"123 (trunc"), None);
+        let line = b"7 (a b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 19\n";
+        assert_eq!(stat_field(line, 22), Some(&b"4242"[..]));
+        assert_eq!(stat_field(line, 3), Some(&b"S"[..]));
+        assert_eq!(stat_field(line, 2), None);
+        assert_eq!(stat_field(line, 99), None);
         let mut buf = [0u8; 48];
         assert_eq!(
             task_path(4_194_304, b"/stat\0", &mut buf),

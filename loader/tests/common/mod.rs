@@ -181,20 +181,20 @@ pub fn aarch64_cc(test: &str) -> Option<&'static str> {
     (cfg!(target_arch = "aarch64") && have_tool("gcc", test)).then_some("gcc")
 }
 
-/// A live fixture `live_vN-FLAVOUR.o` for the machine the tests run on:
-/// on x86-64 the committed object; on AArch64 the same source
-/// (`compat-tests/fixtures/live_vN.c`) built now with `regen.sh`'s flags
-/// (`nopic` is `-fno-pic`, `pic` `-fpic`, `large` `-mcmodel=large
-/// -fno-pic`), since
-/// only two of the nine are committed for AArch64.
-pub fn live_fixture(name: &str) -> Vec<u8> {
+/// A fixture for the machine the tests run on: on x86-64 the committed
+/// object; on AArch64 the same source (`compat-tests/fixtures/*.c`) built
+/// now with `regen.sh`'s flags, since few are committed for AArch64.
+/// `live_vN-FLAVOUR.o` (`nopic` is `-fno-pic`, `pic` `-fpic`, `large`
+/// `-mcmodel=large -fno-pic`) and `build_input.obj` (`-fno-pic`).
+pub fn native_fixture(name: &str) -> Vec<u8> {
     if cfg!(not(target_arch = "aarch64")) {
         return fixture(name);
     }
-    let (source, flavour) = name
-        .strip_suffix(".o")
-        .and_then(|n| n.split_once('-'))
-        .unwrap_or_else(|| panic!("{name}: not live_vN-FLAVOUR.o"));
+    let (source, flavour) = match name.strip_suffix(".o") {
+        Some(n) => n.split_once('-'),
+        None => name.strip_suffix(".obj").map(|n| (n, "nopic")),
+    }
+    .unwrap_or_else(|| panic!("{name}: not live_vN-FLAVOUR.o nor NAME.obj"));
     // The large model exists only without PIC on AArch64 (and Debian's
     // compilers default to PIE).
     let flags: &[&str] = match flavour {
