@@ -112,9 +112,13 @@ fn cache_type() -> u64 {
 }
 
 /// Makes the code just written at `[addr, addr + len)` visible to
-/// instruction fetch on every PE (module doc). The range must be mapped
-/// readable: the callers pass only code this target wrote or mapped.
-pub(super) fn sync_icache(addr: u64, len: usize) {
+/// instruction fetch on every PE (module doc).
+///
+/// # Safety
+///
+/// `[addr, addr + len)` must be mapped readable (a cache operation by
+/// address on an unmapped one faults): code this target wrote or mapped.
+pub(super) unsafe fn sync_icache(addr: u64, len: usize) {
     if len == 0 {
         return;
     }
@@ -127,35 +131,41 @@ pub(super) fn sync_icache(addr: u64, len: usize) {
     let idc = ctr & (1 << 28) != 0;
     let dic = ctr & (1 << 29) != 0;
     if !idc {
-        let mut line = addr & !(dline - 1);
-        while line < end {
+        for_each_line(addr, end, dline, |line| {
             // SAFETY: cleans one data-cache line by address to the point of
             // unification: no architectural change to memory contents; the
-            // line lies in a readable mapping (the caller's duty), so it
-            // cannot fault.
+            // line lies in a readable mapping (the caller's guarantee), so
+            // it cannot fault.
             unsafe {
                 core::arch::asm!("dc cvau, {}", in(reg) line, options(nostack, preserves_flags))
             };
-            line = line.saturating_add(dline);
-        }
+        });
     }
     // SAFETY: a barrier: no memory access of its own.
     unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
     if !dic {
-        let mut line = addr & !(iline - 1);
-        while line < end {
+        for_each_line(addr, end, iline, |line| {
             // SAFETY: invalidates one instruction-cache line by address,
             // for every PE of the inner-shareable domain: it only makes
             // later fetches read memory; the line is mapped (as above).
             unsafe {
                 core::arch::asm!("ic ivau, {}", in(reg) line, options(nostack, preserves_flags))
             };
-            line = line.saturating_add(iline);
-        }
+        });
     }
     // SAFETY: barriers: no memory access of their own; `isb` flushes this
     // PE's pipeline so it fetches the new instructions.
     unsafe { core::arch::asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
+}
+
+/// Calls `op` with the start of every `line`-byte cache line (`line` a
+/// power of two) that `[addr, end)` touches.
+fn for_each_line(addr: u64, end: u64, line: u64, mut op: impl FnMut(u64)) {
+    let mut at = addr & !(line - 1);
+    while at < end {
+        op(at);
+        at = at.saturating_add(line);
+    }
 }
 
 /// Nothing to find out at start-up on AArch64.

@@ -4,8 +4,18 @@
 //! The process plays the hypervisor: its own executable's `.symtab` (read
 //! from `/proc/self/exe`, shifted by the load bias) is the symbol table,
 //! payload regions are anonymous mappings placed within ±1 GiB of the
-//! executable's text (so `jmp rel32` and PC32 relocations reach), and code
-//! is written with every other thread stopped.
+//! executable's text, nearest first (so `jmp rel32`, PC32 relocations and
+//! AArch64's `adrp` reach, and an AArch64 `b` in all but huge
+//! executables), and code is written with every other thread stopped.
+//!
+//! The steps below are the same on both machines; what differs (where a
+//! signal frame keeps the PC, how a parked thread serialises, how code is
+//! stored and made visible to instruction fetch) lives in one small module
+//! per machine, `x86_64.rs` and `aarch64.rs` (the latter's doc records the
+//! AArch64 decisions: 32-bit stores, no `/proc/self/mem`, `dc cvau`/`ic
+//! ivau` maintenance, `isb`). Under qemu-user the emulator's own helper
+//! thread is left out of the rendezvous (`qemu.rs`). The ptrace target
+//! ([`crate::ptrace`]) stays x86-64 only.
 //!
 //! # The stop-the-world step
 //!
@@ -39,7 +49,8 @@
 //!    `/proc/self/mem` (the kernel writes the page through its own
 //!    mapping) or, where the kernel refuses that, through the page made
 //!    writable for the write (see W^X below) with one volatile store per
-//!    byte, so no byte outside the site is ever rewritten.
+//!    byte (per aligned 32-bit instruction word on AArch64), so no byte
+//!    outside the site is ever rewritten.
 //! 4. **Serialise and release.** The Intel SDM, vol. 3A §8.1.3 "Handling
 //!    Self- and Cross-Modifying Code" (§9.1.3 in editions since 2023; the
 //!    AMD APM vol. 2 §7.6.1 says the same), asks the modifying processor to
@@ -48,8 +59,9 @@
 //!    runs the new code. The release (a store and a futex wake) is the
 //!    flag; each parked thread, once woken, executes `iretq` to itself
 //!    (serialising: §8.3 "Serializing Instructions") before it leaves the
-//!    handler. Where the kernel
-//!    offers it, `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)`
+//!    handler. On AArch64 the writer cleans and invalidates the caches
+//!    over the written bytes (Arm ARM B2.2.5, B2.4.4) and each parked
+//!    thread executes `isb` instead. Where the kernel offers it, `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)`
 //!    runs before the release too, so every CPU running this process
 //!    serialises before its next return to user space. On the patcher's
 //!    own core the write is self-modifying code, which the processor
@@ -93,7 +105,9 @@
 //! released. Execute cannot be dropped during that write: the page may
 //! hold the patcher's own code. A second writable *mapping* of the
 //! executable's text would need a file to map it from, and
-//! `/proc/self/exe` is not writable.
+//! `/proc/self/exe` is not writable. On AArch64 the target always writes
+//! the second way, with 32-bit stores, and never opens `/proc/self/mem`
+//! (`aarch64.rs` says why).
 //!
 //! Nothing in the rendezvous or the critical section allocates or takes a
 //! lock: a stopped thread may hold the allocator's lock.
@@ -520,7 +534,9 @@ impl CodeWriter for StoppedWriter<'_> {
     /// it (AArch64); x86-64 serialises once, at the release (module doc).
     fn flush_icache(&mut self, addr: Addr, len: usize) {
         if self.target.writable_code(addr.0, len as u64) {
-            cpu::sync_icache(addr.0, len);
+            // SAFETY: the range lies in the executable's text or a payload
+            // text mapping (checked just above), both readable.
+            unsafe { cpu::sync_icache(addr.0, len) };
         }
     }
 }
@@ -654,7 +670,9 @@ impl Target for ProcessTarget {
         if m.kind == RegionKind::Text {
             // The copy went through the data cache: make it visible to
             // instruction fetch before anything jumps there (AArch64).
-            cpu::sync_icache(m.addr, region.bytes.len());
+            // SAFETY: the mapping was created by `allocate` with at least
+            // `region.bytes.len()` bytes and is read+execute now.
+            unsafe { cpu::sync_icache(m.addr, region.bytes.len()) };
         }
         Ok(())
     }

@@ -79,14 +79,8 @@ pub(super) fn own_thread(tid: i32) -> bool {
     if pending & blocked == 0 || blocked & ASYNC != ASYNC {
         return false;
     }
-    let pid = std::process::id();
-    let main = i32::try_from(pid).unwrap_or(0);
-    let mut buf = [0u8; 512];
-    let mine = super::rendezvous::read_task_file(tid, b"/stat\0", &mut buf)
-        .and_then(|stat| super::rendezvous::stat_field(stat, 22).and_then(parse_u64));
-    let mut buf = [0u8; 512];
-    let process = super::rendezvous::read_task_file(main, b"/stat\0", &mut buf)
-        .and_then(|stat| super::rendezvous::stat_field(stat, 22).and_then(parse_u64));
+    let main = i32::try_from(std::process::id()).unwrap_or(0);
+    let (mine, process) = (start_tick(tid), start_tick(main));
     // The same tick, or the next where qemu's start-up straddled one.
     let (Some(mine), Some(process)) = (mine, process) else {
         return false;
@@ -105,6 +99,14 @@ pub(super) fn own_thread(tid: i32) -> bool {
     true
 }
 
+/// When thread `tid` started, in clock ticks since boot (field 22 of
+/// its `stat`).
+fn start_tick(tid: i32) -> Option<u64> {
+    let mut buf = [0u8; 512];
+    let stat = super::rendezvous::read_task_file(tid, b"/stat\0", &mut buf)?;
+    super::rendezvous::stat_field(stat, 22).and_then(super::rendezvous::parse_decimal)
+}
+
 /// The asynchronous signals a helper thread of qemu blocks (bit `n - 1`
 /// for signal `n`).
 const ASYNC: u64 = bit(libc::SIGHUP)
@@ -118,17 +120,6 @@ const ASYNC: u64 = bit(libc::SIGHUP)
 /// The bit of signal `sig` (1 to 31) in a `status` mask.
 const fn bit(sig: libc::c_int) -> u64 {
     1 << (sig - 1)
-}
-
-/// A decimal number.
-fn parse_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |acc, &b| {
-        b.is_ascii_digit()
-            .then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
-    })
 }
 
 /// The hexadecimal value of the line starting with `name` in a `status`
@@ -149,7 +140,7 @@ fn field(status: &[u8], name: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{field, parse_u64, ASYNC};
+    use super::{field, ASYNC};
 
     #[test]
     fn status_fields() {
@@ -163,8 +154,5 @@ mod tests {
         // qemu 7.2's helper thread (first lines), a thread blocking one.
         assert_eq!(0xffff_fffe_7ffb_fa77 & ASYNC, ASYNC);
         assert_ne!(1 << 42 & ASYNC, ASYNC);
-        assert_eq!(parse_u64(b"123"), Some(123));
-        assert_eq!(parse_u64(b""), None);
-        assert_eq!(parse_u64(b"1x"), None);
     }
 }

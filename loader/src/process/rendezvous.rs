@@ -271,12 +271,17 @@ fn tgkill(tid: i32, sig: i32) -> Result<(), i32> {
 }
 
 fn parse_tid(name: &[u8]) -> Option<i32> {
-    if name.is_empty() {
+    i32::try_from(parse_decimal(name)?).ok()
+}
+
+/// A decimal number of ASCII digits only.
+pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
-    name.iter().try_fold(0i32, |acc, &b| {
+    digits.iter().try_fold(0u64, |acc, &b| {
         b.is_ascii_digit()
-            .then(|| acc.checked_mul(10)?.checked_add(i32::from(b - b'0')))?
+            .then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
     })
 }
 

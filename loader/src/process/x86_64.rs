@@ -55,7 +55,12 @@ pub(super) unsafe fn store_code(addr: u64, bytes: &[u8]) {
 /// Nothing to do after a code write on x86-64: a write to code is detected
 /// by the processor (SDM vol. 3A §11.6 "Self-Modifying Code"), and every
 /// other thread serialises when it is released ([`serialize`]).
-pub(super) fn sync_icache(_addr: u64, _len: usize) {}
+///
+/// # Safety
+///
+/// None needed here; the AArch64 twin needs the range mapped readable, and
+/// the callers guarantee it.
+pub(super) unsafe fn sync_icache(_addr: u64, _len: usize) {}
 
 /// What [`serialize`] needs to know, found once per process.
 pub(super) fn init() {

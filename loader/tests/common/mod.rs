@@ -146,21 +146,30 @@ pub fn build_arch(compiler: &str, flags: &[&str]) -> PathBuf {
         std::process::id()
     );
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated");
+    let mut args = vec!["-std=gnu11", "-O2", "-Wall", "-Werror", "-I"];
+    args.push(include.to_str().unwrap());
+    args.extend_from_slice(flags);
+    compile(compiler, &args, &arch_source(), &out);
+    out
+}
+
+/// `compiler -c ARGS source -o out`, which must succeed.
+fn compile(compiler: &str, args: &[&str], source: &std::path::Path, out: &std::path::Path) {
     let res = std::process::Command::new(compiler)
-        .args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-c", "-I"])
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated"))
-        .args(flags)
-        .arg(arch_source())
+        .arg("-c")
+        .args(args)
+        .arg(source)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     assert!(
         res.status.success(),
-        "{compiler} {flags:?}: {}",
+        "{compiler} {args:?} {}: {}",
+        source.display(),
         String::from_utf8_lossy(&res.stderr)
     );
-    out
 }
 
 /// The C compiler that builds AArch64 payloads at test time: the cross
@@ -208,19 +217,9 @@ pub fn native_fixture(name: &str) -> Vec<u8> {
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("aarch64-{name}-{}-{n}.o", std::process::id()));
-    let res = std::process::Command::new(cc)
-        .args(["-c", "-O2", "-fno-stack-protector"])
-        .args(flags)
-        .arg(fixture_path(&format!("{source}.c")))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{cc} {name}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let mut args = vec!["-O2", "-fno-stack-protector"];
+    args.extend_from_slice(flags);
+    compile(cc, &args, &fixture_path(&format!("{source}.c")), &out);
     let bytes = std::fs::read(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     bytes
