@@ -15,7 +15,7 @@
 //! AArch64 decisions: 32-bit stores, no `/proc/self/mem`, `dc cvau`/`ic
 //! ivau` maintenance, `isb`). Under qemu-user the emulator's own helper
 //! thread is left out of the rendezvous (`qemu.rs`). The ptrace target
-//! ([`crate::ptrace`]) stays x86-64 only.
+//! (`crate::ptrace`) stays x86-64 only.
 //!
 //! # The stop-the-world step
 //!
