@@ -513,6 +513,113 @@ fn thread_spinning_at_a_site_runs_the_new_code() {
     assert_eq!(unsafe { xsplice_stress_spin(FLAG.as_ptr()) }, 41);
 }
 
+/// AArch64: payload text placed beyond `b` reach (±128 MiB) of the patched
+/// functions. The engine writes the 12-byte long branch (`adrp x16; add
+/// x16; br x16`) at both entries, only with every other thread stopped
+/// outside those 12 bytes (a caller caught at `+4` or `+8` would make the
+/// rendezvous retry: qemu-user interrupts a thread only between the blocks
+/// it translated, never inside the straight-line sequence, so there the
+/// unit test `which_pcs_are_inside_a_site` covers that check), and the
+/// payload's call back into the executable
+/// (`xsplice_demo_base`) goes through a veneer. A thread calling both
+/// functions all along sees only old or new results.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn far_payload_takes_the_long_branch() {
+    use xsplice_loader::engine::Target;
+    use xsplice_loader::{Allocator, Region, RegionKind};
+    const BR_X16: u32 = 0xd61f_0200;
+    let _serial = serial();
+    let mut e = engine();
+    let answer_fn = xsplice_demo_answer as *const () as usize;
+    let scale_fn = xsplice_demo_scale as *const () as usize;
+    let answer_at = answer_fn as u64;
+    // Take every free hint near the executable with a one-page filler (the
+    // target tries hints 16 MiB apart, nearest first), until the next
+    // regions can only land beyond the reach of a `b`.
+    let mut fillers = Vec::new();
+    loop {
+        let a = e
+            .target_mut()
+            .allocate(RegionKind::Data, 4096, 4096)
+            .unwrap();
+        fillers.push(a);
+        if a.0.abs_diff(answer_at) > 160 << 20 {
+            break;
+        }
+        assert!(fillers.len() < 64, "no far address");
+    }
+    let id = e.load("far", &fixture("live_v3-nopic.o")).unwrap();
+    let text = e.payload(id).unwrap().regions[0].addr.0;
+    assert!(text.abs_diff(answer_at) > 128 << 20, "text at {text:#x}");
+    let word = |f: usize, i: usize| {
+        let b = code_bytes_at::<12>(f);
+        u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
+    };
+    let pristine = [word(answer_fn, 0), word(scale_fn, 0)];
+    let stop = AtomicBool::new(false);
+    let wrong = AtomicU64::new(0);
+    let mut applied = 0;
+    thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                if !matches!((answer(), scale(10)), (41 | 44, 20 | 1050)) {
+                    wrong.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        for _ in 0..20 {
+            match e.apply(id) {
+                Ok(()) => applied += 1,
+                Err(err) if refused(&err) => continue,
+                Err(err) => panic!("apply: {err}"),
+            }
+            for f in [answer_fn, scale_fn] {
+                assert_eq!(word(f, 0) & 0x9f00_001f, 0x9000_0010, "adrp x16");
+                assert_eq!(word(f, 2), BR_X16, "br x16");
+            }
+            while let Err(err) = e.revert(id) {
+                assert!(refused(&err), "revert: {err}");
+            }
+        }
+    });
+    let stats = e.target().stats();
+    println!(
+        "far payload: {applied} of 20 applies; {} retries (a caller inside the 12 bytes) in {} rendezvous",
+        stats.retries, stats.rounds
+    );
+    assert!(applied > 0);
+    assert_eq!(wrong.load(Ordering::SeqCst), 0);
+    e.apply(id).unwrap();
+    assert_eq!(
+        (answer(), scale(10)),
+        (44, 1050),
+        "new code, base() via a veneer"
+    );
+    e.revert(id).unwrap();
+    assert_eq!((answer(), scale(10)), (41, 20));
+    assert_eq!([word(answer_fn, 0), word(scale_fn, 0)], pristine);
+    e.unload(id).unwrap();
+    for addr in fillers {
+        let filler = Region {
+            kind: RegionKind::Data,
+            addr,
+            align: 4096,
+            bytes: Vec::new(),
+        };
+        e.target_mut().unmap(&filler).unwrap();
+    }
+}
+
+/// The first `N` bytes of the function at `f`.
+#[cfg(target_arch = "aarch64")]
+fn code_bytes_at<const N: usize>(f: usize) -> [u8; N] {
+    // SAFETY: reads the first bytes of a function of this binary, longer
+    // than `N` (text is readable).
+    unsafe { *(f as *const [u8; N]) }
+}
+
 /// A thread inside the old function but past its first bytes: the default
 /// policy applies (the thread finishes the old code), the strict one
 /// refuses.
