@@ -1,5 +1,5 @@
 //! A running executable as a live target sees it (feature `std`, Linux
-//! x86-64): its symbols, its segments and its build-id, at run-time
+//! x86-64 and AArch64): its symbols, its segments and its build-id, at run-time
 //! addresses. Shared by the in-process target (`/proc/self/exe`) and the
 //! ptrace target (`/proc/PID/exe`), which differ only in where the bytes
 //! and the program-header address come from.
@@ -84,18 +84,18 @@ impl Executable {
         })
     }
 
-    /// The lowest start and highest end of the executable segments.
-    pub(crate) fn text_span(&self) -> (u64, u64) {
-        self.text
-            .iter()
-            .fold((u64::MAX, 0), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b)))
-    }
-
     /// Whether `[addr, addr+len)` lies inside one of `ranges`.
     pub(crate) fn within(ranges: &[(u64, u64)], addr: u64, len: u64) -> bool {
         let end = addr.saturating_add(len);
         ranges.iter().any(|&(lo, hi)| addr >= lo && end <= hi)
     }
+}
+
+/// The lowest start and highest end of `ranges`.
+pub(crate) fn span(ranges: &[(u64, u64)]) -> (u64, u64) {
+    ranges
+        .iter()
+        .fold((u64::MAX, 0), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b)))
 }
 
 /// A payload region a live target created: `[addr, addr+len)` of `kind`.

@@ -34,8 +34,9 @@
 //! | writer | `write` (feature `write`) | builds payloads and rewrites their record version, loading back what it writes |
 //!
 //! The core is `no_std + alloc`; with `std` come [`image::ImageTarget`]
-//! (offline patching of an executable) and, on Linux x86-64,
-//! `process::ProcessTarget` (live patching of the running process).
+//! (offline patching of an executable), on Linux x86-64 and AArch64
+//! `process::ProcessTarget` (live patching of the running process), and on
+//! Linux x86-64 `ptrace::PtraceTarget` (live patching of another process).
 //!
 //! # Example
 //!
@@ -81,11 +82,19 @@ mod payload;
 mod reloc;
 pub mod signature;
 
-#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(
+    feature = "std",
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 mod exe;
 #[cfg(feature = "std")]
 pub mod image;
-#[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(
+    feature = "std",
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 pub mod process;
 #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
 pub mod ptrace;

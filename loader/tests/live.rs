@@ -1,8 +1,12 @@
-//! Live patching of this very test process (Linux x86-64): the same
+//! Live patching of this very test process (Linux x86-64 and AArch64,
+//! where CI runs it under qemu-user): the same
 //! function call returns the old value, the new value after apply, and the
 //! old value after revert, for gcc-built payloads of v1, v2 and v3 in every
 //! code model; payloads stack, and replace swaps the whole stack.
-#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 mod common;
 #[path = "common/demo.rs"]
@@ -12,7 +16,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::fixture;
+use common::native_fixture as fixture;
 use demo::{answer, base, code_bytes, scale, xsplice_demo_answer};
 use xsplice_loader::engine::{CodeWriter, Engine, EngineError, HookOutcome, Site, State, Target};
 use xsplice_loader::process::ProcessTarget;
@@ -169,6 +173,14 @@ fn live_patching_in_process() {
     // it has released it (it would deadlock, or be counted below).
     let stop = AtomicBool::new(false);
     let churned = std::thread::scope(|s| {
+        // Stops the churn on a panic too: the scope joins it before the
+        // panic propagates, so the test fails instead of hanging.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
         let churn = s.spawn(|| {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -176,8 +188,9 @@ fn live_patching_in_process() {
             }
             n
         });
+        let stopper = Stop(&stop);
         versions_in_every_code_model(&mut e, pristine);
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         churn.join().unwrap()
     });
     assert!(churned > 0);

@@ -3,12 +3,16 @@
 //! payload.c`, written with the generated header's macros) is applied to
 //! the test binary itself. Its replacement reads through a bad pointer and
 //! gets -14 from its exception-table fixup; its alternatives follow this
-//! CPU's `cpuid`; a WARN prints and resumes, a BUG aborts (in a child
-//! process); after revert the fixup is gone (a child dies of SIGSEGV).
+//! CPU's `cpuid` (x86-64) or HWCAP (AArch64); a WARN prints and resumes, a
+//! BUG aborts (in a child process); after revert the fixup is gone (a
+//! child dies of SIGSEGV). On x86-64 and AArch64 (under qemu-user in CI).
 //!
 //! The children are this binary again, running one `#[ignore]`d test with
 //! `XSPLICE_ARCH_CHILD` set to the payload object's path.
-#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 mod common;
 #[path = "common/demo.rs"]
@@ -28,8 +32,44 @@ const CHILD: &str = "XSPLICE_ARCH_CHILD";
 /// but not below 2 GiB); `None` when gcc is missing (a failure under
 /// `XSPLICE_REQUIRE_TOOLS=1`).
 fn build() -> Option<PathBuf> {
-    common::have_tool("gcc", "tables_are_honoured_live")
-        .then(|| common::build_arch("gcc", &["-fpic"]))
+    const TEST: &str = "tables_are_honoured_live";
+    let cc = if cfg!(target_arch = "aarch64") {
+        common::aarch64_cc(TEST)?
+    } else {
+        common::have_tool("gcc", TEST).then_some("gcc")?
+    };
+    Some(common::build_arch(cc, &["-fpic"]))
+}
+
+/// Whether the CPU has the feature the payload's alternatives name
+/// (`FEATURE` in `tests/arch/payload.c`), and what the replacement of
+/// `xsplice_arch_popcnt` returns for `0b1011`.
+fn feature() -> (bool, i64) {
+    #[cfg(target_arch = "x86_64")]
+    return (std::is_x86_feature_detected!("popcnt"), 3);
+    #[cfg(target_arch = "aarch64")]
+    return (std::arch::is_aarch64_feature_detected!("lse"), 7);
+}
+
+/// This test binary, to run one test of it in a child: through the cargo
+/// runner the tests were started with, when there is one for AArch64
+/// (`CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER`, inherited from cargo;
+/// CI's qemu-user, since the kernel cannot run an AArch64 binary on
+/// x86-64 without binfmt_misc), else directly.
+fn this_binary() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+        .ok()
+        .filter(|_| cfg!(target_arch = "aarch64"));
+    let mut words = runner.iter().flat_map(|r| r.split_whitespace());
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    }
 }
 
 /// An engine over this process with the payload at `path` applied.
@@ -86,9 +126,9 @@ fn tables_are_honoured_live() {
     assert_eq!(read(BAD), -14, "and again: the process keeps running");
 
     // Alternatives as this CPU says.
-    let popcnt = std::is_x86_feature_detected!("popcnt");
+    let (popcnt, replaced) = feature();
     let count = long_fn(&p, "xsplice_arch_popcnt");
-    assert_eq!(count(0b1011), if popcnt { 3 } else { -1 });
+    assert_eq!(count(0b1011), if popcnt { replaced } else { -1 });
     let negated = long_fn(&p, "xsplice_arch_negated");
     assert_eq!(negated(0), if popcnt { 1 } else { 2 });
     let unknown = long_fn(&p, "xsplice_arch_unknown");
@@ -98,7 +138,7 @@ fn tables_are_honoured_live() {
     assert_eq!(demo::answer(), 41);
 
     let child = |name: &str| {
-        Command::new(std::env::current_exe().unwrap())
+        this_binary()
             .args([
                 "--ignored",
                 "--exact",

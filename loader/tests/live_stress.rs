@@ -1,4 +1,5 @@
-//! Live patching while other threads run the patched code (Linux x86-64).
+//! Live patching while other threads run the patched code (Linux x86-64
+//! and AArch64, where CI runs it under qemu-user).
 //!
 //! 1, 2 and 4 threads call, in a tight loop, (a) compiler-built functions,
 //! (b) a function whose first instruction is exactly the 5-byte patch, (c)
@@ -12,7 +13,11 @@
 //! `XSPLICE_STRESS_ITERS` sets the apply/revert cycles per case and thread
 //! count (default: 200, or fewer if they take more than a second); the
 //! counts are printed (`--nocapture`).
-#![cfg(all(target_os = "linux", target_arch = "x86_64", feature = "write"))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    feature = "write"
+))]
 
 #[path = "common/asm.rs"]
 mod asm;
@@ -29,8 +34,9 @@ use std::time::{Duration, Instant};
 use asm::{
     addr_of, xsplice_stress_loop, xsplice_stress_mov, xsplice_stress_spin, xsplice_stress_wait,
 };
-use common::fixture;
+use common::native_fixture as fixture;
 use demo::{answer, base, code_bytes, scale, xsplice_demo_answer, xsplice_demo_scale};
+#[cfg(target_arch = "x86_64")]
 use xsplice_abi::RecordIndex;
 use xsplice_loader::engine::{Engine, EngineError, PayloadId, State};
 use xsplice_loader::process::{rendezvous_signal, ProcessTarget, RendezvousOptions, SitePolicy};
@@ -286,9 +292,14 @@ fn stress_compiler_built_functions() {
 fn stress_five_byte_first_instruction() {
     let _serial = serial();
     let f = addr_of(xsplice_stress_mov as *const ()) as usize;
-    assert_eq!(code_bytes(f), [0xb8, 0x29, 0, 0, 0], "mov eax, 41");
+    let (bytes, name) = if cfg!(target_arch = "x86_64") {
+        ([0xb8, 0x29, 0, 0, 0], "(b) mov eax, 41; ret")
+    } else {
+        ([0x20, 0x05, 0x80, 0xd2, 0xc0], "(b) mov x0, #41; ret")
+    };
+    assert_eq!(code_bytes(f), bytes, "{name}");
     let case = Case {
-        name: "(b) mov eax, 41; ret",
+        name,
         payload: payload("xsplice_stress_mov"),
         functions: vec![f],
         probe: || match mov() {
@@ -306,13 +317,17 @@ fn stress_five_byte_first_instruction() {
 fn stress_hot_loop_entry() {
     let _serial = serial();
     let f = addr_of(xsplice_stress_loop as *const ()) as usize;
-    assert_eq!(
-        code_bytes(f),
-        [0x48, 0xff, 0xcf, 0x75, 0xfb],
-        "1: dec rdi; jnz 1b"
-    );
+    let (bytes, name) = if cfg!(target_arch = "x86_64") {
+        ([0x48, 0xff, 0xcf, 0x75, 0xfb], "(c) 1: dec rdi; jnz 1b")
+    } else {
+        (
+            [0x00, 0x04, 0x00, 0xf1, 0xe1],
+            "(c) 1: subs x0, x0, #1; b.ne 1b",
+        )
+    };
+    assert_eq!(code_bytes(f), bytes, "{name}");
     let case = Case {
-        name: "(c) 1: dec rdi; jnz 1b",
+        name,
         payload: payload("xsplice_stress_loop"),
         functions: vec![f],
         probe: || match hot_loop(64) {
@@ -436,6 +451,8 @@ fn load_with(
 
 /// A thread that stays inside the 5 bytes: the action retries, then
 /// refuses naming the thread, its PC and the record; nothing is written.
+/// (x86-64: an AArch64 `b` site has no inside; the next test is its twin.)
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn thread_inside_a_site_retries_then_refuses() {
     static FLAG: AtomicU8 = AtomicU8::new(1);
@@ -482,6 +499,143 @@ fn thread_inside_a_site_retries_then_refuses() {
     assert_eq!(code_bytes(f as usize), before);
 }
 
+/// AArch64: a thread spinning at a site (`+0`, the `b` to write) and just
+/// past it (`+4`) is never inside the 4 bytes, so the apply goes ahead
+/// while it spins; its next pass through the entry fetches the new `b`
+/// (the cache maintenance and the `isb` at the release make it visible)
+/// and returns the replacement's 45, although the flag still says spin.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn thread_spinning_at_a_site_runs_the_new_code() {
+    static FLAG: AtomicU8 = AtomicU8::new(1);
+    let _serial = serial();
+    let mut e = engine();
+    let id = load_with(&mut e, "xsplice_stress_spin", 0, SitePolicy::Bytes);
+    let f = addr_of(xsplice_stress_spin as *const ());
+    let before = code_bytes(f as usize);
+    let (_spinning, h) = spinner(xsplice_stress_spin, &FLAG);
+    e.apply(id).unwrap();
+    assert_eq!(
+        h.join().unwrap(),
+        45,
+        "the spinning thread took the new code"
+    );
+    assert_eq!(FLAG.load(Ordering::SeqCst), 1, "the flag never cleared");
+    assert_eq!(e.target().stats().retries, 0);
+    e.revert(id).unwrap();
+    assert_eq!(code_bytes(f as usize), before);
+    FLAG.store(0, Ordering::SeqCst);
+    // SAFETY: the flag is clear: the original returns at once.
+    assert_eq!(unsafe { xsplice_stress_spin(FLAG.as_ptr()) }, 41);
+}
+
+/// AArch64: payload text placed beyond `b` reach (±128 MiB) of the patched
+/// functions. The engine writes the 12-byte long branch (`adrp x16; add
+/// x16; br x16`) at both entries, only with every other thread stopped
+/// outside those 12 bytes (a caller caught at `+4` or `+8` would make the
+/// rendezvous retry: qemu-user interrupts a thread only between the blocks
+/// it translated, never inside the straight-line sequence, so there the
+/// unit test `which_pcs_are_inside_a_site` covers that check), and the
+/// payload's call back into the executable
+/// (`xsplice_demo_base`) goes through a veneer. A thread calling both
+/// functions all along sees only old or new results.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn far_payload_takes_the_long_branch() {
+    use xsplice_loader::engine::Target;
+    use xsplice_loader::{Allocator, Region, RegionKind};
+    const BR_X16: u32 = 0xd61f_0200;
+    let _serial = serial();
+    let mut e = engine();
+    let answer_fn = xsplice_demo_answer as *const () as usize;
+    let scale_fn = xsplice_demo_scale as *const () as usize;
+    let answer_at = answer_fn as u64;
+    // Take every free hint near the executable with a one-page filler (the
+    // target tries hints 16 MiB apart, nearest first), until the next
+    // regions can only land beyond the reach of a `b`.
+    let mut fillers = Vec::new();
+    loop {
+        let a = e
+            .target_mut()
+            .allocate(RegionKind::Data, 4096, 4096)
+            .unwrap();
+        fillers.push(a);
+        if a.0.abs_diff(answer_at) > 160 << 20 {
+            break;
+        }
+        assert!(fillers.len() < 64, "no far address");
+    }
+    let id = e.load("far", &fixture("live_v3-nopic.o")).unwrap();
+    let text = e.payload(id).unwrap().regions[0].addr.0;
+    assert!(text.abs_diff(answer_at) > 128 << 20, "text at {text:#x}");
+    let word = |f: usize, i: usize| {
+        let b = code_bytes_at::<12>(f);
+        u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
+    };
+    let pristine = [word(answer_fn, 0), word(scale_fn, 0)];
+    let stop = AtomicBool::new(false);
+    let wrong = AtomicU64::new(0);
+    let mut applied = 0;
+    thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                if !matches!((answer(), scale(10)), (41 | 44, 20 | 1050)) {
+                    wrong.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        for _ in 0..20 {
+            match e.apply(id) {
+                Ok(()) => applied += 1,
+                Err(err) if refused(&err) => continue,
+                Err(err) => panic!("apply: {err}"),
+            }
+            for f in [answer_fn, scale_fn] {
+                assert_eq!(word(f, 0) & 0x9f00_001f, 0x9000_0010, "adrp x16");
+                assert_eq!(word(f, 2), BR_X16, "br x16");
+            }
+            while let Err(err) = e.revert(id) {
+                assert!(refused(&err), "revert: {err}");
+            }
+        }
+    });
+    let stats = e.target().stats();
+    println!(
+        "far payload: {applied} of 20 applies; {} retries (a caller inside the 12 bytes) in {} rendezvous",
+        stats.retries, stats.rounds
+    );
+    assert!(applied > 0);
+    assert_eq!(wrong.load(Ordering::SeqCst), 0);
+    e.apply(id).unwrap();
+    assert_eq!(
+        (answer(), scale(10)),
+        (44, 1050),
+        "new code, base() via a veneer"
+    );
+    e.revert(id).unwrap();
+    assert_eq!((answer(), scale(10)), (41, 20));
+    assert_eq!([word(answer_fn, 0), word(scale_fn, 0)], pristine);
+    e.unload(id).unwrap();
+    for addr in fillers {
+        let filler = Region {
+            kind: RegionKind::Data,
+            addr,
+            align: 4096,
+            bytes: Vec::new(),
+        };
+        e.target_mut().unmap(&filler).unwrap();
+    }
+}
+
+/// The first `N` bytes of the function at `f`.
+#[cfg(target_arch = "aarch64")]
+fn code_bytes_at<const N: usize>(f: usize) -> [u8; N] {
+    // SAFETY: reads the first bytes of a function of this binary, longer
+    // than `N` (text is readable).
+    unsafe { *(f as *const [u8; N]) }
+}
+
 /// A thread inside the old function but past its first bytes: the default
 /// policy applies (the thread finishes the old code), the strict one
 /// refuses.
@@ -503,7 +657,8 @@ fn strict_policy_refuses_a_thread_in_the_old_function() {
             ..
         }) => {
             assert_eq!(tid, spinning);
-            assert!([f + 5, f + 8].contains(&pc.0), "pc {pc} for f at {f:#x}");
+            let past = if cfg!(target_arch = "x86_64") { 5 } else { 4 };
+            assert!([f + past, f + 8].contains(&pc.0), "pc {pc} for f at {f:#x}");
             assert!(whole_function);
             assert_eq!(attempts, 2);
         }

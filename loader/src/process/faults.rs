@@ -1,13 +1,15 @@
 //! Exception tables and bug frames of payloads, honoured in this process
-//! (SPEC.md 17.3, 17.5) through `SIGSEGV`/`SIGBUS` and `SIGILL` handlers.
+//! (SPEC.md 17.3, 17.5) through `SIGSEGV`/`SIGBUS` and `SIGILL` (x86-64)
+//! or `SIGTRAP` (AArch64) handlers.
 //!
-//! * A `SIGSEGV` or `SIGBUS` whose faulting instruction (`REG_RIP`) is the
-//!   `insn` of a registered exception-table entry resumes at its `fixup`:
-//!   the kernel's `copy_from_user` idiom. A bad pointer becomes an error
-//!   code instead of a crash.
-//! * A `SIGILL` at the `ud2` of a registered bug frame writes
-//!   `xsplice payload #ID:LINE: WARN: message` (or `BUG`) to stderr. A WARN
-//!   resumes after the two-byte trap; a BUG aborts the process.
+//! * A `SIGSEGV` or `SIGBUS` whose faulting instruction (the PC of the
+//!   signal frame) is the `insn` of a registered exception-table entry
+//!   resumes at its `fixup`: the kernel's `copy_from_user` idiom. A bad
+//!   pointer becomes an error code instead of a crash.
+//! * A `SIGILL` at the `ud2` (x86-64), or a `SIGTRAP` at the `brk #0x800`
+//!   (AArch64), of a registered bug frame writes `xsplice payload
+//!   #ID:LINE: WARN: message` (or `BUG`) to stderr. A WARN resumes after
+//!   the trap instruction; a BUG aborts the process.
 //! * Any other fault goes to the handler that was installed before (Rust's
 //!   stack-overflow handler, say), or, when there was none, to the default
 //!   action: the handler restores it and returns, so the faulting
@@ -32,6 +34,7 @@ use std::vec::Vec;
 
 use xsplice_abi::arch::BugKind;
 
+use super::cpu;
 use crate::arch_tables::ArchTables;
 use crate::TargetError;
 
@@ -84,7 +87,7 @@ struct Previous {
     flags: i32,
 }
 
-const SIGNALS: [i32; 3] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL];
+const SIGNALS: [i32; 3] = [libc::SIGSEGV, libc::SIGBUS, cpu::TRAP_SIGNAL];
 
 /// Installs the handlers once per process.
 fn install() -> Result<(), TargetError> {
@@ -173,7 +176,7 @@ pub(super) fn register(serial: u64, id: u32, tables: &ArchTables) -> Result<(), 
         .iter()
         .map(|b| Bug {
             loc: b.loc.0,
-            resume: b.resume(crate::Arch::X86_64).0,
+            resume: b.resume(cpu::ARCH).0,
             kind: b.kind,
             report: format!(
                 "xsplice payload #{id}:{}: {}: {}\n",
@@ -220,7 +223,7 @@ fn write_stderr(bytes: &[u8]) {
     }
 }
 
-/// The signal handler for SIGSEGV, SIGBUS and SIGILL.
+/// The signal handler for SIGSEGV, SIGBUS and the trap signal.
 extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     // SAFETY: the kernel passes a valid, writable `ucontext_t` as the third
     // argument of an SA_SIGINFO handler; it is only used in this call.
@@ -228,11 +231,7 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut c_void) {
         chain(sig, info, ctx);
         return;
     };
-    let Some(rip) = uc.uc_mcontext.gregs.get_mut(libc::REG_RIP as usize) else {
-        chain(sig, info, ctx);
-        return;
-    };
-    let pc = *rip as u64;
+    let pc = cpu::pc(uc);
     // SAFETY: CURRENT is null or a snapshot published by `publish`, which
     // is never freed and never mutated once published.
     let snap = unsafe { CURRENT.load(Ordering::Acquire).as_ref() };
@@ -240,17 +239,17 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut c_void) {
         if sig == libc::SIGSEGV || sig == libc::SIGBUS {
             if let Ok(i) = snap.ex.binary_search_by_key(&pc, |(insn, _)| *insn) {
                 if let Some((_, fixup)) = snap.ex.get(i) {
-                    *rip = *fixup as i64;
+                    cpu::set_pc(uc, *fixup);
                     return;
                 }
             }
-        } else if sig == libc::SIGILL {
+        } else if sig == cpu::TRAP_SIGNAL {
             if let Ok(i) = snap.bugs.binary_search_by_key(&pc, |b| b.loc) {
                 if let Some(b) = snap.bugs.get(i) {
                     write_stderr(&b.report);
                     match b.kind {
                         BugKind::Warn => {
-                            *rip = b.resume as i64;
+                            cpu::set_pc(uc, b.resume);
                             return;
                         }
                         // SAFETY: abort is async-signal-safe and does not return.

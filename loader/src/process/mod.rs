@@ -1,10 +1,21 @@
-//! Live patching of the running process (Linux x86-64, feature `std`).
+//! Live patching of the running process (Linux x86-64 and AArch64,
+//! feature `std`).
 //!
 //! The process plays the hypervisor: its own executable's `.symtab` (read
 //! from `/proc/self/exe`, shifted by the load bias) is the symbol table,
 //! payload regions are anonymous mappings placed within ±1 GiB of the
-//! executable's text (so `jmp rel32` and PC32 relocations reach), and code
-//! is written with every other thread stopped.
+//! executable's text, nearest first (so `jmp rel32`, PC32 relocations and
+//! AArch64's `adrp` reach, and an AArch64 `b` in all but huge
+//! executables), and code is written with every other thread stopped.
+//!
+//! The steps below are the same on both machines; what differs (where a
+//! signal frame keeps the PC, how a parked thread serialises, how code is
+//! stored and made visible to instruction fetch) lives in one small module
+//! per machine, `x86_64.rs` and `aarch64.rs` (the latter's doc records the
+//! AArch64 decisions: 32-bit stores, no `/proc/self/mem`, `dc cvau`/`ic
+//! ivau` maintenance, `isb`). Under qemu-user the emulator's own helper
+//! thread is left out of the rendezvous (`qemu.rs`). The ptrace target
+//! (`crate::ptrace`) stays x86-64 only.
 //!
 //! # The stop-the-world step
 //!
@@ -38,7 +49,8 @@
 //!    `/proc/self/mem` (the kernel writes the page through its own
 //!    mapping) or, where the kernel refuses that, through the page made
 //!    writable for the write (see W^X below) with one volatile store per
-//!    byte, so no byte outside the site is ever rewritten.
+//!    byte (per aligned 32-bit instruction word on AArch64), so no byte
+//!    outside the site is ever rewritten.
 //! 4. **Serialise and release.** The Intel SDM, vol. 3A §8.1.3 "Handling
 //!    Self- and Cross-Modifying Code" (§9.1.3 in editions since 2023; the
 //!    AMD APM vol. 2 §7.6.1 says the same), asks the modifying processor to
@@ -47,8 +59,9 @@
 //!    runs the new code. The release (a store and a futex wake) is the
 //!    flag; each parked thread, once woken, executes `iretq` to itself
 //!    (serialising: §8.3 "Serializing Instructions") before it leaves the
-//!    handler. Where the kernel
-//!    offers it, `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)`
+//!    handler. On AArch64 the writer cleans and invalidates the caches
+//!    over the written bytes (Arm ARM B2.2.5, B2.4.4) and each parked
+//!    thread executes `isb` instead. Where the kernel offers it, `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)`
 //!    runs before the release too, so every CPU running this process
 //!    serialises before its next return to user space. On the patcher's
 //!    own core the write is self-modifying code, which the processor
@@ -92,12 +105,21 @@
 //! released. Execute cannot be dropped during that write: the page may
 //! hold the patcher's own code. A second writable *mapping* of the
 //! executable's text would need a file to map it from, and
-//! `/proc/self/exe` is not writable.
+//! `/proc/self/exe` is not writable. On AArch64 the target always writes
+//! the second way, with 32-bit stores, and never opens `/proc/self/mem`
+//! (`aarch64.rs` says why).
 //!
 //! Nothing in the rendezvous or the critical section allocates or takes a
 //! lock: a stopped thread may hold the allocator's lock.
 
+// The machine-specific bits (PC in a signal frame, serialisation, code
+// stores, cache maintenance), one small module per machine; everything
+// else is shared.
+#[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]
+mod cpu;
 mod faults;
+mod qemu;
 mod rendezvous;
 
 use core::time::Duration;
@@ -118,7 +140,10 @@ pub use rendezvous::MAX_THREADS;
 static PATCH_LOCK: Mutex<()> = Mutex::new(());
 
 const PAGE: u64 = 4096;
-/// How far from the executable's text payload regions may be placed.
+/// How far from the executable's text payload regions may be placed: half
+/// of x86-64's `rel32` and well inside AArch64's `adrp` (±4 GiB), which
+/// address the payload's data. Code nearer than 128 MiB is tried first
+/// (AArch64 `b`); beyond, the long branch and veneers take over.
 const REACH: u64 = 1 << 30;
 
 /// `membarrier(2)` commands (linux/membarrier.h).
@@ -250,8 +275,8 @@ fn page_up(a: u64) -> u64 {
 /// code does).
 unsafe fn call_c_int_fn(addr: u64) -> i32 {
     let entry = addr as usize as *const ();
-    // SAFETY: on x86-64 Linux a function pointer and a data pointer have
-    // the same size and representation; the caller guarantees that a
+    // SAFETY: on x86-64 and AArch64 Linux a function pointer and a data
+    // pointer have the same size and representation; the caller guarantees that a
     // function of this signature is there.
     let f = unsafe { core::mem::transmute::<*const (), extern "C" fn() -> i32>(entry) };
     f()
@@ -306,11 +331,15 @@ impl ProcessTarget {
             opts: RendezvousOptions::default(),
             stats: RendezvousStats::default(),
             sync_core: register_sync_core(),
-            mem: std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/proc/self/mem")
-                .ok(),
+            mem: if cpu::PROC_MEM_WRITES {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/proc/self/mem")
+                    .ok()
+            } else {
+                None
+            },
             serial: SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -352,15 +381,6 @@ impl ProcessTarget {
         self.sync_core
     }
 
-    fn in_ranges<'r>(
-        ranges: impl IntoIterator<Item = &'r (u64, u64)>,
-        addr: u64,
-        len: u64,
-    ) -> bool {
-        let end = addr.saturating_add(len);
-        ranges.into_iter().any(|&(lo, hi)| addr >= lo && end <= hi)
-    }
-
     /// Whether `[addr, addr+len)` lies in one of this target's mappings of
     /// the given kinds. Allocation-free: `write_code` calls it inside the
     /// critical section.
@@ -370,7 +390,7 @@ impl ProcessTarget {
 
     /// Whether `[addr, addr+len)` is code this target may rewrite.
     fn writable_code(&self, addr: u64, len: u64) -> bool {
-        Self::in_ranges(&self.text, addr, len) || self.in_maps(&[RegionKind::Text], addr, len)
+        Executable::within(&self.text, addr, len) || self.in_maps(&[RegionKind::Text], addr, len)
     }
 
     fn mprotect(addr: u64, len: u64, prot: i32) -> Result<(), TargetError> {
@@ -416,13 +436,10 @@ impl ProcessTarget {
         }
         let rx = libc::PROT_READ | libc::PROT_EXEC;
         Self::mprotect(addr.0, len, rx | libc::PROT_WRITE)?;
-        for (i, &b) in bytes.iter().enumerate() {
-            // SAFETY: the destination lies in the executable's text or a
-            // payload text mapping (checked above) and was just made
-            // writable; no Rust reference points into code. Byte stores:
-            // each byte of the site is written exactly once.
-            unsafe { core::ptr::write_volatile((addr.0 as *mut u8).wrapping_add(i), b) };
-        }
+        // SAFETY: the destination lies in the executable's text or a
+        // payload text mapping (checked above) and was just made writable;
+        // no Rust reference points into code.
+        unsafe { cpu::store_code(addr.0, bytes) };
         Self::mprotect(addr.0, len, rx)
     }
 
@@ -513,8 +530,14 @@ impl CodeWriter for StoppedWriter<'_> {
         self.target.write_stopped(addr, bytes)
     }
 
-    fn flush_icache(&mut self, _addr: Addr, _len: usize) {
-        // x86-64: serialisation happens once, at the release (module doc).
+    /// Cache maintenance over the bytes written, where the machine needs
+    /// it (AArch64); x86-64 serialises once, at the release (module doc).
+    fn flush_icache(&mut self, addr: Addr, len: usize) {
+        if self.target.writable_code(addr.0, len as u64) {
+            // SAFETY: the range lies in the executable's text or a payload
+            // text mapping (checked just above), both readable.
+            unsafe { cpu::sync_icache(addr.0, len) };
+        }
     }
 }
 
@@ -536,15 +559,17 @@ impl Allocator for ProcessTarget {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
         let len = page_up(size.max(1));
         let align = align.max(PAGE);
-        let (lo, hi) = self
-            .text
-            .iter()
-            .fold((u64::MAX, 0), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b)));
-        // Try hints just past the text, then just before it, 16 MiB apart.
+        let (lo, hi) = exe::span(&self.text);
+        // Try hints 16 MiB apart, nearest the text first, past it and
+        // before it in turn: the nearer, the likelier an AArch64 `b`
+        // (±128 MiB) reaches from every site.
         let step = 16u64 << 20;
-        let above = (1..64).map(|k| hi.saturating_add(k * step));
-        let below = (1..64).filter_map(|k| lo.checked_sub(k * step + len));
-        for hint in above.chain(below) {
+        let hints = (1..64).flat_map(|k| {
+            let above = hi.saturating_add(k * step);
+            let below = lo.checked_sub(k * step + len);
+            core::iter::once(above).chain(below)
+        });
+        for hint in hints {
             let hint = hint / align * align;
             let reach_ok = hint.saturating_add(len) <= lo.saturating_add(REACH)
                 && hint.saturating_add(REACH) >= hi;
@@ -601,13 +626,13 @@ impl CodeWriter for ProcessTarget {
 
 impl Target for ProcessTarget {
     fn arch(&self) -> Arch {
-        Arch::X86_64
+        cpu::ARCH
     }
 
-    /// This CPU's features (`cpuid`): alternatives are applied for the
-    /// machine the process runs on.
+    /// This CPU's features (`cpuid` on x86-64, HWCAP on AArch64):
+    /// alternatives are applied for the machine the process runs on.
     fn cpu_features(&self) -> CpuFeatures {
-        CpuFeatures::native(Arch::X86_64)
+        CpuFeatures::native(cpu::ARCH)
     }
 
     /// All three tables: exception tables and bug frames through the
@@ -645,7 +670,15 @@ impl Target for ProcessTarget {
             RegionKind::ReadOnly => libc::PROT_READ,
             RegionKind::Data => libc::PROT_READ | libc::PROT_WRITE,
         };
-        Self::mprotect(m.addr, m.len, prot)
+        Self::mprotect(m.addr, m.len, prot)?;
+        if m.kind == RegionKind::Text {
+            // The copy went through the data cache: make it visible to
+            // instruction fetch before anything jumps there (AArch64).
+            // SAFETY: the mapping was created by `allocate` with at least
+            // `region.bytes.len()` bytes and is read+execute now.
+            unsafe { cpu::sync_icache(m.addr, region.bytes.len()) };
+        }
+        Ok(())
     }
 
     fn unmap(&mut self, region: &Region) -> Result<(), TargetError> {
@@ -665,7 +698,7 @@ impl Target for ProcessTarget {
 
     fn read(&self, addr: Addr, buf: &mut [u8]) -> Result<(), TargetError> {
         let len = buf.len() as u64;
-        let readable = Self::in_ranges(&self.loaded, addr.0, len)
+        let readable = Executable::within(&self.loaded, addr.0, len)
             || self.in_maps(
                 &[RegionKind::Text, RegionKind::ReadOnly, RegionKind::Data],
                 addr.0,
@@ -750,5 +783,45 @@ impl Target for ProcessTarget {
         // declares hooks as `int fn(void)` with the C ABI; payloads are
         // trusted code (the `# Safety` of `ProcessTarget::new`).
         Ok(HookOutcome::Returned(unsafe { call_c_int_fn(hook.addr.0) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{thread_in_site, Site, SitePolicy};
+    use xsplice_abi::RecordIndex;
+
+    /// The AArch64 cases: a 4-byte `b` has no inside for a 4-aligned PC;
+    /// the 12-byte long branch has two (its second and third instruction),
+    /// which is why it is written only with no thread there.
+    #[test]
+    fn which_pcs_are_inside_a_site() {
+        let site = |start: u64, len: u64| Site {
+            record: RecordIndex(0),
+            bytes: start..start + len,
+            retired: start..start + 64,
+        };
+        let inside = |pc: u64, sites: &[Site], policy| {
+            thread_in_site([(7, pc)].into_iter(), sites, policy).map(|(_, _, _, whole)| whole)
+        };
+        let b = [site(0x1000, 4)];
+        for pc in [0x1000, 0x1004, 0x0ffc] {
+            assert_eq!(inside(pc, &b, SitePolicy::Bytes), None, "{pc:#x}");
+        }
+        let long = [site(0x1000, 12)];
+        assert_eq!(
+            inside(0x1000, &long, SitePolicy::Bytes),
+            None,
+            "at the site"
+        );
+        assert_eq!(inside(0x1004, &long, SitePolicy::Bytes), Some(false));
+        assert_eq!(inside(0x1008, &long, SitePolicy::Bytes), Some(false));
+        assert_eq!(inside(0x100c, &long, SitePolicy::Bytes), None);
+        // The strict policy: anywhere in the retired function.
+        assert_eq!(inside(0x100c, &long, SitePolicy::Function), Some(true));
+        assert_eq!(inside(0x1040, &long, SitePolicy::Function), None);
+        // x86-64's 5-byte jmp: every interior byte.
+        let jmp = [site(0x1000, 5)];
+        assert_eq!(inside(0x1003, &jmp, SitePolicy::Bytes), Some(false));
     }
 }

@@ -19,10 +19,11 @@
 //!
 //! The handler reads the round; if one is active and not yet released, it
 //! finds its own slot by thread id and stores, in one atomic word, a tag of
-//! the round and the PC of the interrupted instruction (`REG_RIP` of the
-//! `ucontext`); it wakes the patcher when it is the last. It then sleeps on
-//! the `RELEASE_WORD` futex until `RELEASED >= gen`, executes a serialising
-//! instruction and returns.
+//! the round and the PC of the interrupted instruction (from the
+//! `ucontext`: `REG_RIP` on x86-64, `pc` on AArch64); it wakes the patcher
+//! when it is the last. It then sleeps on the `RELEASE_WORD` futex until
+//! `RELEASED >= gen`, executes a serialising instruction (`isb` on
+//! AArch64) and returns.
 //!
 //! Only a report tagged with the current round counts, so a handler of an
 //! earlier round that is still running (a signal the thread had blocked
@@ -46,6 +47,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::{cpu, qemu};
 use crate::TargetError;
 
 /// The most threads a rendezvous stops (the slot table is static).
@@ -72,23 +74,24 @@ impl Slot {
     }
 }
 
-/// User-space addresses on x86-64 fit in 47 bits (unless a mapping was
-/// asked for above them, with 5-level paging).
-const PC_BITS: u32 = 47;
+/// User-space addresses fit in 47 bits on x86-64, 48 on AArch64 (unless
+/// a mapping was asked for above them).
+const PC_BITS: u32 = cpu::PC_BITS;
 const PC_MASK: u64 = (1 << PC_BITS) - 1;
 /// Sites must end at or below this address: a PC that does not fit in a
 /// report is reported as this, which must lie outside every site.
 pub const PC_LIMIT: u64 = PC_MASK;
 
 /// The round's tag in a report: never 0, so a cleared report matches no
-/// round. Rounds 2^17 - 1 apart share a tag; a handler that lingers that
-/// long is as good as dead.
+/// round. Rounds `2^(64 - PC_BITS) - 1` apart (131,071 on x86-64, 65,535
+/// on AArch64) share a tag; a handler that lingers that long is as good
+/// as dead.
 fn tag(gen: u64) -> u64 {
     (gen % ((1 << (64 - PC_BITS)) - 1) + 1) << PC_BITS
 }
 
 /// The PC of a report of round `gen`, if it is one. A PC that does not fit
-/// in 47 bits is reported as `PC_MASK`, above any site.
+/// in `PC_BITS` is reported as `PC_MASK`, above any site.
 fn report_pc(report: u64, gen: u64) -> Option<u64> {
     (report & !PC_MASK == tag(gen)).then_some(report & PC_MASK)
 }
@@ -167,73 +170,6 @@ fn futex_wake(word: &AtomicU32, n: i32) {
     };
 }
 
-/// The process runs with user shadow stacks (CET), under which a
-/// same-privilege `iretq` would pop a shadow-stack frame nobody pushed.
-static SHADOW_STACK: AtomicBool = AtomicBool::new(false);
-
-/// `arch_prctl(ARCH_SHSTK_STATUS)`: whether this thread has a shadow stack
-/// (glibc enables it for every thread of a process, or for none).
-fn shadow_stack_enabled() -> bool {
-    const ARCH_SHSTK_STATUS: libc::c_int = 0x5005;
-    const ARCH_SHSTK_SHSTK: u64 = 1;
-    let mut features = 0u64;
-    // SAFETY: ARCH_SHSTK_STATUS writes one u64 through the pointer; kernels
-    // without shadow-stack support fail with EINVAL and write nothing.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_arch_prctl,
-            ARCH_SHSTK_STATUS,
-            &mut features as *mut u64,
-        )
-    };
-    rc == 0 && features & ARCH_SHSTK_SHSTK != 0
-}
-
-/// Executes a serialising instruction (Intel SDM vol. 3A §8.3
-/// "Serializing Instructions"): `iretq` to the next instruction, which is
-/// allowed at CPL 3 and, unlike `cpuid`, does not exit to a hypervisor;
-/// `cpuid` under user shadow stacks.
-fn serialize() {
-    if SHADOW_STACK.load(Ordering::Relaxed) {
-        // SAFETY: cpuid leaf 0 only writes eax, ebx, ecx, edx; rbx, which
-        // LLVM reserves, is saved and restored around it.
-        unsafe {
-            core::arch::asm!(
-                "mov {t}, rbx",
-                "cpuid",
-                "mov rbx, {t}",
-                t = out(reg) _,
-                inout("eax") 0 => _,
-                out("ecx") _,
-                out("edx") _,
-                options(nostack, preserves_flags),
-            );
-        }
-        return;
-    }
-    // SAFETY: builds a 5-quadword interrupt frame on this thread's stack
-    // describing the current state (same SS, the RSP before the pushes,
-    // same RFLAGS, same CS, the label after `iretq`) and pops it with
-    // `iretq`: control and every register but the scratch one continue
-    // unchanged. The block uses the stack, so `nostack` is not given.
-    unsafe {
-        core::arch::asm!(
-            "mov {t:e}, ss",
-            "push {t}",
-            "lea {t}, [rsp + 8]",
-            "push {t}",
-            "pushfq",
-            "mov {t:e}, cs",
-            "push {t}",
-            "lea {t}, [rip + 2f]",
-            "push {t}",
-            "iretq",
-            "2:",
-            t = out(reg) _,
-        );
-    }
-}
-
 /// The signal handler. Async-signal-safe: see the module doc.
 extern "C" fn on_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
     // SAFETY: __errno_location returns this thread's errno, always valid.
@@ -265,9 +201,7 @@ fn arrive(ctx: *mut c_void) -> Option<u64> {
         .find(|s| s.tid.load(Ordering::Relaxed) == tid)?;
     // SAFETY: the kernel passes a valid `ucontext_t` as the third argument
     // of an SA_SIGINFO handler; it is only read.
-    let pc = unsafe { ctx.cast::<libc::ucontext_t>().as_ref() }
-        .and_then(|uc| uc.uc_mcontext.gregs.get(libc::REG_RIP as usize).copied())
-        .map_or(0, |rip| rip as u64);
+    let pc = unsafe { ctx.cast::<libc::ucontext_t>().as_ref() }.map_or(0, cpu::pc);
     let pc = if pc > PC_MASK { PC_MASK } else { pc };
     slot.report.store(tag(gen) | pc, Ordering::SeqCst);
     Some(gen)
@@ -282,15 +216,16 @@ fn wait_release(gen: u64) {
         }
         futex_wait(&RELEASE_WORD, word, None);
     }
-    // Intel SDM vol. 3A §8.1.3: the executing processor waits for the
-    // modifying one's flag (RELEASED), then serialises before executing
-    // the modified code.
-    serialize();
+    // Intel SDM vol. 3A §8.1.3, Arm ARM B2.2.5: the executing processor
+    // waits for the modifying one's flag (RELEASED), then serialises (an
+    // `isb` on AArch64) before executing the modified code.
+    cpu::serialize();
 }
 
 /// Installs the handler of [`signal()`], unless another handler has it.
 pub fn install() -> Result<(), TargetError> {
-    SHADOW_STACK.store(shadow_stack_enabled(), Ordering::Relaxed);
+    cpu::init();
+    qemu::detect();
     let sig = signal();
     let ours = on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void)
         as libc::sighandler_t;
@@ -336,12 +271,17 @@ fn tgkill(tid: i32, sig: i32) -> Result<(), i32> {
 }
 
 fn parse_tid(name: &[u8]) -> Option<i32> {
-    if name.is_empty() {
+    i32::try_from(parse_decimal(name)?).ok()
+}
+
+/// A decimal number of ASCII digits only.
+pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
-    name.iter().try_fold(0i32, |acc, &b| {
+    digits.iter().try_fold(0u64, |acc, &b| {
         b.is_ascii_digit()
-            .then(|| acc.checked_mul(10)?.checked_add(i32::from(b - b'0')))?
+            .then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
     })
 }
 
@@ -355,7 +295,7 @@ pub struct Stopped {
 }
 
 impl Stopped {
-    /// `(tid, pc)` of every parked thread (the PC is `2^47 - 1`, above
+    /// `(tid, pc)` of every parked thread (the PC is `2^PC_BITS - 1`, above
     /// any code, when the report is not of this round: it cannot be, once
     /// the rendezvous has succeeded).
     pub fn parked(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
@@ -418,7 +358,7 @@ pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
         // 2. New threads get a slot, then the signal.
         let before = stopped.count;
         dir.each_task(|tid| {
-            if tid == me {
+            if tid == me || qemu::known(tid) {
                 return Ok(());
             }
             let count = stopped.count;
@@ -498,7 +438,7 @@ fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(
             // process exits (it stays in `/proc/self/task`).
             for slot in missing() {
                 let tid = slot.tid.load(Ordering::Relaxed);
-                if tgkill(tid, 0) == Err(libc::ESRCH) || exited(tid) {
+                if tgkill(tid, 0) == Err(libc::ESRCH) || exited(tid) || qemu::own_thread(tid) {
                     drop_gone(slot);
                 }
             }
@@ -519,28 +459,31 @@ fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(
 /// Whether thread `tid` has exited (state `Z` or `X` in
 /// `/proc/self/task/<tid>/stat`), read without allocating.
 fn exited(tid: i32) -> bool {
+    let mut buf = [0u8; 512];
+    let stat = read_task_file(tid, b"/stat\0", &mut buf).unwrap_or(&[]);
+    matches!(stat_state(stat), Some(b'Z' | b'X'))
+}
+
+/// The start of `/proc/self/task/<tid><tail>` (`tail` NUL-terminated),
+/// read without allocating into `buf`.
+pub(super) fn read_task_file<'b>(tid: i32, tail: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let mut path = [0u8; 48];
-    let Some(path) = task_stat_path(tid, &mut path) else {
-        return false;
-    };
+    let path = task_path(tid, tail, &mut path)?;
     // SAFETY: `path` is NUL-terminated; the fd is closed below.
     let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return false;
+        return None;
     }
-    let mut buf = [0u8; 512];
     // SAFETY: reads at most `buf.len()` bytes into buf.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     // SAFETY: fd was opened above and is not used after this.
     unsafe { libc::close(fd) };
-    let len = usize::try_from(n).unwrap_or(0).min(buf.len());
-    matches!(stat_state(buf.get(..len).unwrap_or(&[])), Some(b'Z' | b'X'))
+    buf.get(..usize::try_from(n).ok()?)
 }
 
-/// `/proc/self/task/<tid>/stat\0` in `buf`.
-fn task_stat_path(tid: i32, buf: &mut [u8; 48]) -> Option<&[u8]> {
+/// `/proc/self/task/<tid><tail>` in `buf` (`tail` ends with a NUL).
+fn task_path<'b>(tid: i32, tail: &[u8], buf: &'b mut [u8; 48]) -> Option<&'b [u8]> {
     const HEAD: &[u8] = b"/proc/self/task/";
-    const TAIL: &[u8] = b"/stat\0";
     let mut digits = [0u8; 10];
     let mut n = u32::try_from(tid).ok()?;
     let mut i = digits.len();
@@ -553,21 +496,30 @@ fn task_stat_path(tid: i32, buf: &mut [u8; 48]) -> Option<&[u8]> {
         }
     }
     let digits = digits.get(i..)?;
-    let end = HEAD.len() + digits.len() + TAIL.len();
+    let end = HEAD.len() + digits.len() + tail.len();
     let out = buf.get_mut(..end)?;
     let (head, rest) = out.split_at_mut(HEAD.len());
-    let (mid, tail) = rest.split_at_mut(digits.len());
+    let (mid, rest) = rest.split_at_mut(digits.len());
     head.copy_from_slice(HEAD);
     mid.copy_from_slice(digits);
-    tail.copy_from_slice(TAIL);
+    rest.copy_from_slice(tail);
     Some(out)
 }
 
 /// The state letter of a `stat` line: the first field after the last `)`
 /// (the command name in parentheses may itself hold any character).
 fn stat_state(stat: &[u8]) -> Option<u8> {
+    stat_field(stat, 3)?.first().copied()
+}
+
+/// Field `n` (1-based, as in proc(5)) of a `stat` line, `n >= 3`: the
+/// fields after the command name, which is in parentheses and may itself
+/// hold any character, are counted from the last `)`.
+pub(super) fn stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
     let close = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(close.checked_add(2)?).copied()
+    stat.get(close.checked_add(2)?..)?
+        .split(|&b| b == b' ' || b == b'\n')
+        .nth(n.checked_sub(3)?)
 }
 
 /// `/proc/self/task`, open for the rendezvous; listed again from the start
@@ -644,12 +596,13 @@ impl Drop for TaskDir {
 
 #[cfg(test)]
 mod tests {
-    use super::{exited, parse_tid, report_pc, stat_state, tag, task_stat_path};
+    use super::{exited, parse_tid, report_pc, stat_field, stat_state, tag, task_path};
 
     #[test]
     fn reports_of_other_rounds_do_not_count() {
         let pc = 0x5555_0000_1234;
-        for gen in [1, 2, 130_000, 131_070, 131_071, 131_072, u64::MAX - 1] {
+        let period = (1u64 << (64 - super::PC_BITS)) - 1;
+        for gen in [1, 2, period - 1, period, period + 1, u64::MAX - 1] {
             let r = tag(gen) | pc;
             assert_eq!(report_pc(r, gen), Some(pc), "{gen}");
             assert_eq!(report_pc(r, gen + 1), None, "{gen}");
@@ -662,16 +615,25 @@ mod tests {
         assert_eq!(stat_state(b"123 (a) b) Z 1 2 3"), Some(b'Z'));
         assert_eq!(stat_state(b"123 (worker) S 1 2"), Some(b'S'));
         assert_eq!(stat_state(b"123 (trunc"), None);
+        let line = b"7 (a b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 19\n";
+        assert_eq!(stat_field(line, 22), Some(&b"4242"[..]));
+        assert_eq!(stat_field(line, 3), Some(&b"S"[..]));
+        assert_eq!(stat_field(line, 2), None);
+        assert_eq!(stat_field(line, 99), None);
         let mut buf = [0u8; 48];
         assert_eq!(
-            task_stat_path(4_194_304, &mut buf),
+            task_path(4_194_304, b"/stat\0", &mut buf),
             Some(&b"/proc/self/task/4194304/stat\0"[..])
         );
         assert_eq!(
-            task_stat_path(0, &mut buf),
+            task_path(0, b"/stat\0", &mut buf),
             Some(&b"/proc/self/task/0/stat\0"[..])
         );
-        assert_eq!(task_stat_path(-1, &mut buf), None);
+        assert_eq!(task_path(-1, b"/stat\0", &mut buf), None);
+        assert_eq!(
+            task_path(7, b"/status\0", &mut buf),
+            Some(&b"/proc/self/task/7/status\0"[..])
+        );
         // This very thread is alive (reading /proc: not under Miri's isolation).
         if !cfg!(miri) {
             assert!(!exited(super::gettid()));

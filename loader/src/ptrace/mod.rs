@@ -1,6 +1,12 @@
 //! Live patching of another process through `ptrace(2)` (feature `std`,
 //! Linux x86-64).
 //!
+//! x86-64 only, by decision: the target injects x86-64 system calls into
+//! the traced thread, and the AArch64 path could not be tested in CI,
+//! which runs AArch64 code under qemu-user, where a guest cannot ptrace
+//! another guest. The in-process target ([`crate::process`]) covers
+//! AArch64.
+//!
 //! [`PtraceTarget`] makes a running process, named by its PID, a
 //! [`Target`] for the [`Engine`](crate::engine::Engine). The specification
 //! is `spec/SPEC.md`, section "Live processes"; in short:
@@ -640,7 +646,7 @@ impl PtraceTarget {
     fn free_slot(&self, len: u64, align: u64) -> Result<Option<u64>, PtraceError> {
         let lines =
             sys::maps(self.pid).map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?;
-        let (lo, hi) = self.exe.text_span();
+        let (lo, hi) = exe::span(&self.exe.text);
         let low_limit = hi.saturating_sub(REACH);
         let high_limit = lo.saturating_add(REACH);
         // Taken: the process's mappings and the addresses reserved for

@@ -147,19 +147,81 @@ pub fn build_arch(compiler: &str, flags: &[&str]) -> PathBuf {
         std::process::id()
     );
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated");
+    let mut args = vec!["-std=gnu11", "-O2", "-Wall", "-Werror", "-I"];
+    args.push(include.to_str().unwrap());
+    args.extend_from_slice(flags);
+    compile(compiler, &args, &arch_source(), &out);
+    out
+}
+
+/// `compiler -c ARGS source -o out`, which must succeed.
+fn compile(compiler: &str, args: &[&str], source: &std::path::Path, out: &std::path::Path) {
     let res = std::process::Command::new(compiler)
-        .args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-c", "-I"])
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/generated"))
-        .args(flags)
-        .arg(arch_source())
+        .arg("-c")
+        .args(args)
+        .arg(source)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     assert!(
         res.status.success(),
-        "{compiler} {flags:?}: {}",
+        "{compiler} {args:?} {}: {}",
+        source.display(),
         String::from_utf8_lossy(&res.stderr)
     );
-    out
+}
+
+/// The C compiler that builds AArch64 payloads at test time: the cross
+/// compiler where it runs (CI runs the AArch64 tests under qemu-user on
+/// x86-64, where the test binary starts the host's cross compiler), else
+/// `gcc` (a native AArch64 machine); `None`, after [`have_tool`]'s skip or
+/// failure, when neither runs.
+pub fn aarch64_cc(test: &str) -> Option<&'static str> {
+    let runs = |cc: &str| {
+        std::process::Command::new(cc)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs("aarch64-linux-gnu-gcc") {
+        return Some("aarch64-linux-gnu-gcc");
+    }
+    (cfg!(target_arch = "aarch64") && have_tool("gcc", test)).then_some("gcc")
+}
+
+/// A fixture for the machine the tests run on: on x86-64 the committed
+/// object; on AArch64 the same source (`compat-tests/fixtures/*.c`) built
+/// now with `regen.sh`'s flags, since few are committed for AArch64.
+/// `live_vN-FLAVOUR.o` (`nopic` is `-fno-pic`, `pic` `-fpic`, `large`
+/// `-mcmodel=large -fno-pic`) and `build_input.obj` (`-fno-pic`).
+pub fn native_fixture(name: &str) -> Vec<u8> {
+    if cfg!(not(target_arch = "aarch64")) {
+        return fixture(name);
+    }
+    let (source, flavour) = match name.strip_suffix(".o") {
+        Some(n) => n.split_once('-'),
+        None => name.strip_suffix(".obj").map(|n| (n, "nopic")),
+    }
+    .unwrap_or_else(|| panic!("{name}: not live_vN-FLAVOUR.o nor NAME.obj"));
+    // The large model exists only without PIC on AArch64 (and Debian's
+    // compilers default to PIE).
+    let flags: &[&str] = match flavour {
+        "nopic" => &["-fno-pic"],
+        "pic" => &["-fpic"],
+        "large" => &["-mcmodel=large", "-fno-pic"],
+        _ => panic!("{name}: unknown flavour"),
+    };
+    let cc = aarch64_cc(name).unwrap_or_else(|| panic!("{name}: no AArch64 C compiler"));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("aarch64-{name}-{}-{n}.o", std::process::id()));
+    let mut args = vec!["-O2", "-fno-stack-protector"];
+    args.extend_from_slice(flags);
+    compile(cc, &args, &fixture_path(&format!("{source}.c")), &out);
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    bytes
 }
