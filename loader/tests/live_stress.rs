@@ -444,6 +444,9 @@ fn load_with(
     e.target_mut().set_rendezvous(RendezvousOptions {
         retries,
         policy,
+        // These tests are about where threads stop, not how fast: a loaded
+        // machine may take longer than the default 30 ms to schedule them.
+        timeout: Duration::from_secs(2),
         ..RendezvousOptions::default()
     });
     e.load(old, &payload(old)).unwrap()
