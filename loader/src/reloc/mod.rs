@@ -37,10 +37,12 @@ pub(crate) struct Input {
 }
 
 /// Size in bytes of one stub (four AArch64 instructions).
-pub(crate) const STUB_SIZE: u64 = STUB_LEN as u64;
+pub(crate) const STUB_SIZE: u64 = 16;
 
 /// [`STUB_SIZE`] as a length, for the stub's byte array.
-pub(crate) const STUB_LEN: usize = 16;
+// 16 fits any usize: the cast cannot truncate.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) const STUB_LEN: usize = STUB_SIZE as usize;
 
 /// The result of one relocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
