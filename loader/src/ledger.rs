@@ -242,13 +242,17 @@ fn fail<T>(offset: usize, problem: LedgerProblem) -> Result<T, LedgerError> {
 const ALIGN_MASK: usize = LEDGER_ALIGN - 1;
 const _: () = assert!(LEDGER_ALIGN.is_power_of_two());
 
-/// The size fields of the header and of an entry header, which the
-/// layouts' sizes fit (checked at compile time).
-// Truncation is impossible: the assertions below compare the round trip.
+/// [`LEDGER_HEADER_SIZE`] as the header's `header_size` field.
+// Cannot truncate: the assertion below checks the round trip at compile time.
 #[allow(clippy::cast_possible_truncation)]
-const HEADER_SIZE_FIELD: (u16, u16) = (LEDGER_HEADER_SIZE as u16, LEDGER_ENTRY_SIZE as u16);
-const _: () = assert!(HEADER_SIZE_FIELD.0 as usize == LEDGER_HEADER_SIZE);
-const _: () = assert!(HEADER_SIZE_FIELD.1 as usize == LEDGER_ENTRY_SIZE);
+const HEADER_SIZE_FIELD: u16 = LEDGER_HEADER_SIZE as u16;
+const _: () = assert!(HEADER_SIZE_FIELD as usize == LEDGER_HEADER_SIZE);
+
+/// [`LEDGER_ENTRY_SIZE`] as an entry's `header_size` field.
+// Cannot truncate: the assertion below checks the round trip at compile time.
+#[allow(clippy::cast_possible_truncation)]
+const ENTRY_SIZE_FIELD: u16 = LEDGER_ENTRY_SIZE as u16;
+const _: () = assert!(ENTRY_SIZE_FIELD as usize == LEDGER_ENTRY_SIZE);
 
 /// Zero bytes after `n` bytes up to the next `LEDGER_ALIGN` boundary.
 fn pad_len(n: usize) -> usize {
@@ -316,7 +320,7 @@ impl Ledger {
             w.put(LedgerEntry::default().as_bytes());
             let head = LedgerEntry {
                 entry_size: 0.into(),
-                header_size: HEADER_SIZE_FIELD.1.into(),
+                header_size: ENTRY_SIZE_FIELD.into(),
                 record_version: e.record_version.number().into(),
                 format_major: e.format.major.into(),
                 format_minor: e.format.minor.into(),
@@ -421,7 +425,7 @@ impl Ledger {
         let header = LedgerHeader {
             magic: LEDGER_MAGIC,
             version: LEDGER_VERSION.into(),
-            header_size: HEADER_SIZE_FIELD.0.into(),
+            header_size: HEADER_SIZE_FIELD.into(),
             entry_count: w.len::<u32>(self.entries.len(), usize::MAX)?.into(),
             total_size: w.len::<u32>(w.out.len(), usize::MAX)?.into(),
             reserved: [0; 12],
