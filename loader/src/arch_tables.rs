@@ -27,6 +27,9 @@ use crate::{Arch, RegionKind};
 /// Longest bug-frame message read, in bytes, NUL excluded.
 pub const BUG_MSG_MAX: usize = 1023;
 
+/// The bytes read for a bug frame's message: the longest text and its NUL.
+const BUG_MSG_WINDOW: u64 = BUG_MSG_MAX as u64 + 1;
+
 /// The CPU features a target has, by feature number (SPEC.md 17.4).
 ///
 /// Numbers 1 to 63 can be held; higher numbers are never present, so an
@@ -409,7 +412,7 @@ pub(crate) fn precheck(
                 },
             ));
         }
-        if s.sh_size % table.entry_size() as u64 != 0 {
+        if s.sh_size.checked_rem(table.entry_size() as u64) != Some(0) {
             return Err(err(
                 section,
                 ArchProblem::Entries(ArchError::SectionSize {
@@ -540,7 +543,7 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
 
     if let Some((base, bytes)) = table_bytes(elf, layout, ArchTable::ExTable) {
         let t = ArchTable::ExTable;
-        let mut v = Vec::with_capacity(bytes.len() / t.entry_size());
+        let mut v = Vec::with_capacity(bytes.len().checked_div(t.entry_size()).unwrap_or(0));
         for (index, e) in arch::ex_entries(bytes)
             .map_err(|e| entries_err(t, e))?
             .enumerate()
@@ -559,7 +562,7 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
     if let Some((base, bytes)) = table_bytes(elf, layout, ArchTable::AltInstructions) {
         let t = ArchTable::AltInstructions;
         let sec = t.section();
-        let mut v = Vec::with_capacity(bytes.len() / t.entry_size());
+        let mut v = Vec::with_capacity(bytes.len().checked_div(t.entry_size()).unwrap_or(0));
         for (index, e) in arch::alt_entries(bytes)
             .map_err(|e| entries_err(t, e))?
             .enumerate()
@@ -594,7 +597,7 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
     if let Some((base, bytes)) = table_bytes(elf, layout, ArchTable::BugFrames) {
         let t = ArchTable::BugFrames;
         let sec = t.section();
-        let mut v = Vec::with_capacity(bytes.len() / t.entry_size());
+        let mut v = Vec::with_capacity(bytes.len().checked_div(t.entry_size()).unwrap_or(0));
         let trap = trap(arch);
         for (index, e) in arch::bug_entries(bytes)
             .map_err(|e| entries_err(t, e))?
@@ -620,7 +623,9 @@ pub(crate) fn resolve(elf: &PayloadElf<'_>, layout: &Layout) -> Result<ArchTable
             let (_, end) = bounds
                 .section_of(msg)
                 .ok_or_else(|| outside(sec, index, "msg", msg, 1, "loaded sections"))?;
-            let window = (end - msg).min(BUG_MSG_MAX as u64 + 1);
+            // `msg` lies in its section, so this never saturates; if it did,
+            // the empty window would only fail the NUL search below.
+            let window = end.saturating_sub(msg).min(BUG_MSG_WINDOW);
             let text = bounds.bytes(msg, window).unwrap_or(&[]);
             let nul = text.iter().position(|&b| b == 0).ok_or(LoadError::Arch {
                 section: sec,

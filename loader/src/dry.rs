@@ -111,19 +111,24 @@ impl Allocator for DryRunAllocator<'_> {
             .next
             .get_mut(k)
             .ok_or(TargetError::Unsupported("region kind"))?;
-        let base = REGION_BASE + REGION_STRIDE * k as u64;
-        let start = used
-            .checked_add(a - 1)
-            .map(|v| v / a * a)
-            .unwrap_or(u64::MAX);
+        let out_of_memory = TargetError::OutOfMemory {
+            kind: kind.name(),
+            size,
+        };
+        let start = used.checked_next_multiple_of(a).unwrap_or(u64::MAX);
         let end = start.saturating_add(size);
-        if end > window {
-            return Err(TargetError::OutOfMemory {
-                kind: kind.name(),
-                size,
-            });
+        // `k` indexes a three-kind table, so the window's base cannot wrap;
+        // checked all the same.
+        let addr = (k as u64)
+            .checked_mul(REGION_STRIDE)
+            .and_then(|o| o.checked_add(REGION_BASE))
+            .and_then(|base| base.checked_add(start));
+        match addr {
+            Some(addr) if end <= window => {
+                *used = end;
+                Ok(Addr(addr))
+            }
+            _ => Err(out_of_memory),
         }
-        *used = end;
-        Ok(Addr(base + start))
     }
 }

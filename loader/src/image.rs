@@ -163,7 +163,11 @@ impl ImageTarget {
             if name == sections::BUILD_ID {
                 let start = usize::try_from(s.sh_offset).unwrap_or(usize::MAX);
                 let data = bytes
-                    .get(start..start.saturating_add(s.sh_size as usize))
+                    .get(
+                        start
+                            ..start
+                                .saturating_add(usize::try_from(s.sh_size).unwrap_or(usize::MAX)),
+                    )
                     .unwrap_or(&[]);
                 build_id = crate::elf::note::build_id(data).ok().map(<[u8]>::to_vec);
             }
@@ -267,7 +271,7 @@ impl ImageTarget {
                 .iter()
                 .map(|p| p.addr.0.saturating_add(p.size))
                 .filter(|e| *e > arena.addr && *e <= end)
-                .map(|e| e - arena.addr)
+                .filter_map(|e| e.checked_sub(arena.addr))
                 .max()
                 .unwrap_or(0);
         }
@@ -298,9 +302,15 @@ impl ImageTarget {
             .iter()
             .find(|s| s.file_backed && addr.0 >= s.addr && end <= s.addr.saturating_add(s.size))
             .ok_or(TargetError::BadAddress(addr))?;
-        let start = usize::try_from(s.offset + (addr.0 - s.addr))
-            .map_err(|_| TargetError::BadAddress(addr))?;
-        Ok(start..start + len)
+        let bad = || TargetError::BadAddress(addr);
+        let offset = addr
+            .0
+            .checked_sub(s.addr)
+            .and_then(|d| s.offset.checked_add(d));
+        let start = offset
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(bad)?;
+        Ok(start..start.checked_add(len).ok_or_else(bad)?)
     }
 }
 
@@ -349,12 +359,15 @@ impl Allocator for ImageTarget {
         let start = arena
             .addr
             .checked_add(arena.used)
-            .and_then(|u| u.checked_add(a - 1))
-            .map(|u| u / a * a);
-        let end = start.and_then(|s| s.checked_add(size));
-        match (start, end) {
-            (Some(start), Some(end)) if end <= arena.addr.saturating_add(arena.size) => {
-                arena.used = end - arena.addr;
+            .and_then(|u| u.checked_next_multiple_of(a));
+        let limit = arena.addr.saturating_add(arena.size);
+        let used = start
+            .and_then(|s| s.checked_add(size))
+            .filter(|end| *end <= limit)
+            .and_then(|end| end.checked_sub(arena.addr));
+        match (start, used) {
+            (Some(start), Some(used)) => {
+                arena.used = used;
                 Ok(Addr(start))
             }
             _ => Err(TargetError::ArenaFull {
@@ -475,7 +488,7 @@ impl Target for ImageTarget {
     }
 
     fn run_hook(&mut self, _hook: &Hook) -> Result<HookOutcome, TargetError> {
-        self.skipped_hooks += 1;
+        self.skipped_hooks = self.skipped_hooks.saturating_add(1);
         Ok(HookOutcome::Skipped)
     }
 }

@@ -26,8 +26,7 @@ pub(crate) struct Placement {
 }
 
 fn align_up(v: u64, align: u64) -> Option<u64> {
-    let a = align.max(1);
-    v.checked_add(a - 1).map(|x| x / a * a)
+    v.checked_next_multiple_of(align.max(1))
 }
 
 /// The region a loaded section goes to.
@@ -137,8 +136,12 @@ pub(crate) fn lay_out(
                 GotUse::Base => needs_got = true,
                 GotUse::Slot => {
                     needs_got = true;
+                    // Slot 0 is the GOT's reserved first word. Sizes
+                    // saturate here: an impossible size fails allocation.
                     let n = slots.len() as u64;
-                    slots.entry(r.r_sym).or_insert(8 * (n + 1));
+                    slots
+                        .entry(r.r_sym)
+                        .or_insert(n.saturating_add(1).saturating_mul(8));
                 }
             }
         }
@@ -147,7 +150,7 @@ pub(crate) fn lay_out(
     let ro = RegionKind::ReadOnly as usize;
     let got = if needs_got {
         let off = align_up(sizes.get(ro).copied().unwrap_or(0), 8).unwrap_or(u64::MAX);
-        let len = 8 * (slots.len() as u64 + 1);
+        let len = (slots.len() as u64).saturating_add(1).saturating_mul(8);
         if let Some(s) = sizes.get_mut(ro) {
             *s = off.saturating_add(len);
         }

@@ -237,9 +237,33 @@ fn fail<T>(offset: usize, problem: LedgerProblem) -> Result<T, LedgerError> {
     Err(LedgerError { offset, problem })
 }
 
-fn padded(n: usize) -> Option<usize> {
-    n.checked_add(LEDGER_ALIGN - 1)
-        .map(|n| n / LEDGER_ALIGN * LEDGER_ALIGN)
+/// `LEDGER_ALIGN - 1`: the alignment is a power of two, so this masks the
+/// misaligned low bits.
+const ALIGN_MASK: usize = LEDGER_ALIGN - 1;
+const _: () = assert!(LEDGER_ALIGN.is_power_of_two());
+
+/// [`LEDGER_HEADER_SIZE`] as the header's `header_size` field.
+// Cannot truncate: the assertion below checks the round trip at compile time.
+#[allow(clippy::cast_possible_truncation)]
+const HEADER_SIZE_FIELD: u16 = LEDGER_HEADER_SIZE as u16;
+const _: () = assert!(HEADER_SIZE_FIELD as usize == LEDGER_HEADER_SIZE);
+
+/// [`LEDGER_ENTRY_SIZE`] as an entry's `header_size` field.
+// Cannot truncate: the assertion below checks the round trip at compile time.
+#[allow(clippy::cast_possible_truncation)]
+const ENTRY_SIZE_FIELD: u16 = LEDGER_ENTRY_SIZE as u16;
+const _: () = assert!(ENTRY_SIZE_FIELD as usize == LEDGER_ENTRY_SIZE);
+
+/// Zero bytes after `n` bytes up to the next `LEDGER_ALIGN` boundary.
+fn pad_len(n: usize) -> usize {
+    n.wrapping_neg() & ALIGN_MASK
+}
+
+/// The offset of a field `field` bytes into a structure at `start`, for an
+/// error report. `start` lies within the input, so this cannot saturate; if
+/// it did, the report would only name a wrong offset.
+fn field_at(start: usize, field: usize) -> usize {
+    start.saturating_add(field)
 }
 
 /// The hook point code: its position in [`HookPoint::ALL`].
@@ -268,8 +292,8 @@ impl Writer {
     }
 
     fn pad(&mut self) {
-        let to = padded(self.out.len()).unwrap_or(self.out.len());
-        self.out.resize(to, 0);
+        let n = pad_len(self.out.len());
+        self.out.extend(core::iter::repeat_n(0, n));
     }
 
     fn len<T: TryFrom<usize>>(&self, n: usize, max: usize) -> Result<T, LedgerError> {
@@ -296,7 +320,7 @@ impl Ledger {
             w.put(LedgerEntry::default().as_bytes());
             let head = LedgerEntry {
                 entry_size: 0.into(),
-                header_size: (LEDGER_ENTRY_SIZE as u16).into(),
+                header_size: ENTRY_SIZE_FIELD.into(),
                 record_version: e.record_version.number().into(),
                 format_major: e.format.major.into(),
                 format_minor: e.format.minor.into(),
@@ -384,19 +408,24 @@ impl Ledger {
                     .as_bytes(),
                 );
             }
-            let size: u32 = w.len(w.out.len() - start, usize::MAX)?;
+            let written = w.out.get(start..).map_or(0, <[u8]>::len);
+            let size: u32 = w.len(written, usize::MAX)?;
             let head = LedgerEntry {
                 entry_size: size.into(),
                 ..head
             };
-            if let Some(slot) = w.out.get_mut(start..start + LEDGER_ENTRY_SIZE) {
+            let slot = w
+                .out
+                .get_mut(start..)
+                .and_then(|e| e.get_mut(..LEDGER_ENTRY_SIZE));
+            if let Some(slot) = slot {
                 slot.copy_from_slice(head.as_bytes());
             }
         }
         let header = LedgerHeader {
             magic: LEDGER_MAGIC,
             version: LEDGER_VERSION.into(),
-            header_size: (LEDGER_HEADER_SIZE as u16).into(),
+            header_size: HEADER_SIZE_FIELD.into(),
             entry_count: w.len::<u32>(self.entries.len(), usize::MAX)?.into(),
             total_size: w.len::<u32>(w.out.len(), usize::MAX)?.into(),
             reserved: [0; 12],
@@ -473,18 +502,14 @@ impl<'a> Reader<'a> {
     }
 
     fn pad(&mut self) -> Result<(), LedgerError> {
-        let to = padded(self.at).ok_or(LedgerError {
-            offset: self.at,
-            problem: LedgerProblem::Truncated,
-        })?;
         let at = self.at;
-        let pad = self.take(to - at)?;
+        let pad = self.take(pad_len(at))?;
         self.zero(pad, at)
     }
 
     fn zero(&self, bytes: &[u8], offset: usize) -> Result<(), LedgerError> {
         match bytes.iter().position(|&b| b != 0) {
-            Some(i) => fail(offset + i, LedgerProblem::NonZeroReserved),
+            Some(i) => fail(field_at(offset, i), LedgerProblem::NonZeroReserved),
             None => Ok(()),
         }
     }
@@ -502,10 +527,13 @@ impl<'a> Reader<'a> {
         let v: T = self.read()?;
         let known = core::mem::size_of::<T>();
         let tagged = size(&v);
-        if tagged < known as u64 || tagged % LEDGER_ALIGN as u64 != 0 {
+        let tail_len = usize::try_from(tagged)
+            .unwrap_or(usize::MAX)
+            .checked_sub(known)
+            .filter(|_| tagged & ALIGN_MASK as u64 == 0);
+        let Some(tail_len) = tail_len else {
             return fail(start, LedgerProblem::BadSize(tagged));
-        }
-        let tail_len = usize::try_from(tagged).unwrap_or(usize::MAX) - known;
+        };
         let at = self.at;
         let tail = self.take(tail_len)?;
         self.zero(tail, at)?;
@@ -523,7 +551,8 @@ impl<'a> Reader<'a> {
     /// A count of items that take at least `min` bytes each, checked
     /// against the bytes left so a lying count cannot allocate.
     fn bounded(&self, count: usize, min: usize, offset: usize) -> Result<usize, LedgerError> {
-        if count > self.bytes.len().saturating_sub(self.at) / min {
+        let left = self.bytes.len().saturating_sub(self.at);
+        if count > left.checked_div(min).unwrap_or(0) {
             return fail(offset, LedgerProblem::SizeMismatch);
         }
         Ok(count)
@@ -532,8 +561,14 @@ impl<'a> Reader<'a> {
     fn entry(&mut self) -> Result<Entry, LedgerError> {
         let start = self.at;
         let (e, _) = self.sized::<LedgerEntry>(|e| e.header_size.get().into())?;
-        self.zero(&[e.reserved0], start + offset_of!(LedgerEntry, reserved0))?;
-        self.zero(&e.reserved1, start + offset_of!(LedgerEntry, reserved1))?;
+        self.zero(
+            &[e.reserved0],
+            field_at(start, offset_of!(LedgerEntry, reserved0)),
+        )?;
+        self.zero(
+            &e.reserved1,
+            field_at(start, offset_of!(LedgerEntry, reserved1)),
+        )?;
         let code = |v: u64| LedgerError {
             offset: start,
             problem: LedgerProblem::UnknownCode(v),
@@ -544,13 +579,13 @@ impl<'a> Reader<'a> {
         let name_len = usize::from(e.name_len.get());
         if name_len > LEDGER_NAME_MAX {
             return fail(
-                start + offset_of!(LedgerEntry, name_len),
+                field_at(start, offset_of!(LedgerEntry, name_len)),
                 LedgerProblem::TooLong(name_len as u64),
             );
         }
         if usize::from(e.id_len) > LEDGER_ID_MAX || usize::from(e.depends_len) > LEDGER_ID_MAX {
             return fail(
-                start + offset_of!(LedgerEntry, id_len),
+                field_at(start, offset_of!(LedgerEntry, id_len)),
                 LedgerProblem::TooLong(e.id_len.max(e.depends_len).into()),
             );
         }
@@ -562,13 +597,16 @@ impl<'a> Reader<'a> {
         let n = self.bounded(
             usize::from(e.region_count.get()),
             LEDGER_REGION_SIZE,
-            start + offset_of!(LedgerEntry, region_count),
+            field_at(start, offset_of!(LedgerEntry, region_count)),
         )?;
         let mut regions = Vec::with_capacity(n);
         for _ in 0..n {
             let at = self.at;
             let raw: LedgerRegion = self.read()?;
-            self.zero(&raw.reserved, at + offset_of!(LedgerRegion, reserved))?;
+            self.zero(
+                &raw.reserved,
+                field_at(at, offset_of!(LedgerRegion, reserved)),
+            )?;
             let kind = kind_from(raw.kind).ok_or_else(|| code(raw.kind.into()))?;
             let original = match OrigCode::from_code(raw.orig) {
                 Some(OrigCode::NotKept) => Original::NotKept,
@@ -581,7 +619,7 @@ impl<'a> Reader<'a> {
                 }
                 _ => {
                     return fail(
-                        at + offset_of!(LedgerRegion, orig),
+                        field_at(at, offset_of!(LedgerRegion, orig)),
                         LedgerProblem::UnknownCode(raw.orig.into()),
                     )
                 }
@@ -596,21 +634,27 @@ impl<'a> Reader<'a> {
         let n = self.bounded(
             e.site_count.get() as usize,
             LEDGER_SITE_SIZE,
-            start + offset_of!(LedgerEntry, site_count),
+            field_at(start, offset_of!(LedgerEntry, site_count)),
         )?;
         let mut sites = Vec::with_capacity(n);
         for _ in 0..n {
             let at = self.at;
             let raw: LedgerSite = self.read()?;
-            self.zero(&[raw.reserved0], at + offset_of!(LedgerSite, reserved0))?;
-            self.zero(&raw.reserved1, at + offset_of!(LedgerSite, reserved1))?;
+            self.zero(
+                &[raw.reserved0],
+                field_at(at, offset_of!(LedgerSite, reserved0)),
+            )?;
+            self.zero(
+                &raw.reserved1,
+                field_at(at, offset_of!(LedgerSite, reserved1)),
+            )?;
             let len = usize::from(raw.len);
             let old = self.take(len)?.to_vec();
             let new = self.take(len)?.to_vec();
             let name_len = usize::from(raw.name_len.get());
             if name_len > xsplice_abi::NAME_MAX {
                 return fail(
-                    at + offset_of!(LedgerSite, name_len),
+                    field_at(at, offset_of!(LedgerSite, name_len)),
                     LedgerProblem::TooLong(name_len as u64),
                 );
             }
@@ -627,17 +671,20 @@ impl<'a> Reader<'a> {
         let n = self.bounded(
             e.export_count.get() as usize,
             LEDGER_EXPORT_SIZE,
-            start + offset_of!(LedgerEntry, export_count),
+            field_at(start, offset_of!(LedgerEntry, export_count)),
         )?;
         let mut exports = Vec::with_capacity(n);
         for _ in 0..n {
             let at = self.at;
             let raw: LedgerExport = self.read()?;
-            self.zero(&raw.reserved, at + offset_of!(LedgerExport, reserved))?;
+            self.zero(
+                &raw.reserved,
+                field_at(at, offset_of!(LedgerExport, reserved)),
+            )?;
             let name_len = usize::from(raw.name_len.get());
             if name_len > LEDGER_NAME_MAX {
                 return fail(
-                    at + offset_of!(LedgerExport, name_len),
+                    field_at(at, offset_of!(LedgerExport, name_len)),
                     LedgerProblem::TooLong(name_len as u64),
                 );
             }
@@ -654,13 +701,16 @@ impl<'a> Reader<'a> {
         let n = self.bounded(
             e.hook_count.get() as usize,
             LEDGER_HOOK_SIZE,
-            start + offset_of!(LedgerEntry, hook_count),
+            field_at(start, offset_of!(LedgerEntry, hook_count)),
         )?;
         let mut hooks = Vec::with_capacity(n);
         for _ in 0..n {
             let at = self.at;
             let raw: LedgerHook = self.read()?;
-            self.zero(&raw.reserved, at + offset_of!(LedgerHook, reserved))?;
+            self.zero(
+                &raw.reserved,
+                field_at(at, offset_of!(LedgerHook, reserved)),
+            )?;
             let point = HookPoint::ALL
                 .get(usize::from(raw.point))
                 .copied()
@@ -671,7 +721,7 @@ impl<'a> Reader<'a> {
                 addr: Addr(raw.addr.get()),
             });
         }
-        if self.at - start != e.entry_size.get() as usize {
+        if self.at.checked_sub(start) != Some(e.entry_size.get() as usize) {
             return fail(start, LedgerProblem::SizeMismatch);
         }
         Ok(Entry {
@@ -715,13 +765,13 @@ pub fn split_trailer(file: &[u8]) -> Result<(&[u8], Option<&[u8]>), LedgerError>
     }
     if footer.version.get() != LEDGER_VERSION {
         return fail(
-            footer_at + offset_of!(LedgerFooter, version),
+            field_at(footer_at, offset_of!(LedgerFooter, version)),
             LedgerProblem::UnsupportedVersion(footer.version.get()),
         );
     }
     if footer.reserved.get() != 0 {
         return fail(
-            footer_at + offset_of!(LedgerFooter, reserved),
+            field_at(footer_at, offset_of!(LedgerFooter, reserved)),
             LedgerProblem::NonZeroReserved,
         );
     }
@@ -742,7 +792,14 @@ pub fn with_trailer(body: &[u8], ledger: &[u8]) -> Result<Vec<u8>, LedgerError> 
         reserved: 0.into(),
         magic: LEDGER_MAGIC,
     };
-    let mut out = Vec::with_capacity(body.len() + ledger.len() + LEDGER_FOOTER_SIZE);
+    let size = body
+        .len()
+        .checked_add(ledger.len())
+        .and_then(|n| n.checked_add(LEDGER_FOOTER_SIZE));
+    let Some(size) = size else {
+        return fail(body.len(), LedgerProblem::TooLong(ledger.len() as u64));
+    };
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(body);
     out.extend_from_slice(ledger);
     out.extend_from_slice(footer.as_bytes());

@@ -47,7 +47,8 @@ pub(crate) fn resolve_symbols(
             name: name.to_string(),
             problem,
         };
-        let shndx = s.st_shndx as u32;
+        // goblin widened the 16-bit field; anything wider is out of range.
+        let shndx = u32::try_from(s.st_shndx).unwrap_or(u32::MAX);
         let addr = if i == 0 {
             Some(0)
         } else if shndx == sh::SHN_UNDEF {
@@ -69,7 +70,8 @@ pub(crate) fn resolve_symbols(
         } else if shndx == sh::SHN_COMMON {
             return Err(err(SymbolProblem::Common));
         } else if shndx >= sh::SHN_LORESERVE || s.st_shndx >= elf.sections.len() {
-            return Err(err(SymbolProblem::Section(s.st_shndx as u16)));
+            let shndx = u16::try_from(s.st_shndx).unwrap_or(u16::MAX);
+            return Err(err(SymbolProblem::Section(shndx)));
         } else {
             // A symbol may mark its section's end, not lie past it.
             let size = elf.sections.get(s.st_shndx).map_or(0, |h| h.sh_size);
@@ -248,7 +250,10 @@ pub(crate) fn relocate(
         {
             for (symbol, slot) in slots {
                 let value = addrs.get(symbol).copied().flatten().unwrap_or(0);
-                let at = usize::try_from(off + slot).unwrap_or(usize::MAX);
+                let at = off
+                    .checked_add(slot)
+                    .and_then(|at| usize::try_from(at).ok())
+                    .unwrap_or(usize::MAX);
                 if let Some(dst) = ro.bytes.get_mut(at..at.saturating_add(8)) {
                     dst.copy_from_slice(&value.to_le_bytes());
                 }

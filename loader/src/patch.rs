@@ -12,6 +12,7 @@
 
 use alloc::vec::Vec;
 
+use crate::reloc::{exact, low32};
 use crate::{Addr, Arch};
 
 /// Why the patch bytes for a site cannot be made.
@@ -67,11 +68,11 @@ pub enum PatchError {
 /// assert_eq!(jump(Arch::Aarch64, Addr(0x1000), Addr(0x2000)).unwrap(), 0x1400_0400u32.to_le_bytes());
 /// ```
 pub fn jump(arch: Arch, site: Addr, dest: Addr) -> Result<Vec<u8>, PatchError> {
-    let delta = i128::from(dest.0) - i128::from(site.0);
     let out_of_range = PatchError::OutOfRange { site, dest, arch };
     match arch {
         Arch::X86_64 => {
-            let rel = i32::try_from(delta - 5).map_err(|_| out_of_range)?;
+            // From the end of the five-byte `jmp rel32`.
+            let rel = i32::try_from(exact(dest.0, -5, site.0)).map_err(|_| out_of_range)?;
             let mut bytes = alloc::vec![0xe9];
             bytes.extend_from_slice(&rel.to_le_bytes());
             Ok(bytes)
@@ -80,11 +81,11 @@ pub fn jump(arch: Arch, site: Addr, dest: Addr) -> Result<Vec<u8>, PatchError> {
             if site.0 % 4 != 0 || dest.0 % 4 != 0 {
                 return Err(PatchError::Misaligned { site, dest });
             }
-            let words = delta / 4;
+            let words = exact(dest.0, 0, site.0) / 4;
             if !(-(1i128 << 25)..(1i128 << 25)).contains(&words) {
                 return Err(out_of_range);
             }
-            let insn = 0x1400_0000u32 | (words as u32 & 0x03ff_ffff);
+            let insn = 0x1400_0000u32 | (low32(words) & 0x03ff_ffff);
             Ok(insn.to_le_bytes().to_vec())
         }
     }
@@ -120,17 +121,16 @@ pub fn jump_with_room(
             if room < LONG_JUMP_AARCH64 {
                 return Err(no_room);
             }
-            let page = |a: u64| i128::from(a & !0xfff);
-            let pages = (page(dest.0) - page(site.0)) >> 12;
+            let pages = exact(dest.0 & !0xfff, 0, site.0 & !0xfff) >> 12;
             if !(-(1i128 << 20)..(1i128 << 20)).contains(&pages) {
                 return Err(PatchError::OutOfRange { site, dest, arch });
             }
-            let imm = pages as u32;
+            let imm = low32(pages);
             let words = [
                 // adrp x16, dest
                 0x9000_0010 | ((imm & 3) << 29) | (((imm >> 2) & 0x7ffff) << 5),
                 // add x16, x16, :lo12:dest
-                0x9100_0210 | (((dest.0 as u32) & 0xfff) << 10),
+                0x9100_0210 | ((low32(dest.0.into()) & 0xfff) << 10),
                 // br x16
                 0xd61f_0200,
             ];
@@ -170,13 +170,11 @@ pub fn nops(arch: Arch, len: u64) -> Result<Vec<u8>, PatchError> {
                 &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
                 &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
             ];
-            let mut out = Vec::with_capacity(n);
-            let mut left = n;
-            while left > 0 {
-                let take = left.min(NOPS.len());
-                let nop = NOPS.get(take - 1).copied().unwrap_or(&[0x90]);
-                out.extend_from_slice(nop);
-                left -= nop.len();
+            // The longest as often as it fits, then the one for the rest.
+            let [.., longest] = NOPS;
+            let mut out = longest.repeat(n / 8);
+            if let Some(rest) = (n % 8).checked_sub(1).and_then(|i| NOPS.get(i)) {
+                out.extend_from_slice(rest);
             }
             Ok(out)
         }

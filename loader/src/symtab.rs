@@ -145,18 +145,13 @@ impl SymbolTable {
 /// `code[0]`.
 fn plt_jump_slot(code: &[u8], addr: u64) -> Option<u64> {
     const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
-    let mut at = 0usize;
-    if code.get(..4) == Some(&ENDBR64[..]) {
-        at = 4;
-    }
-    if code.get(at) == Some(&0xf2) {
-        at += 1;
-    }
-    if code.get(at..at + 2) != Some(&[0xff, 0x25][..]) {
-        return None;
-    }
-    let disp = <[u8; 4]>::try_from(code.get(at + 2..at + 6)?).ok()?;
-    let next = addr.wrapping_add(u64::try_from(at + 6).ok()?);
+    let rest = code.strip_prefix(&ENDBR64[..]).unwrap_or(code);
+    let rest = rest.strip_prefix(&[0xf2][..]).unwrap_or(rest);
+    let rest = rest.strip_prefix(&[0xff, 0x25][..])?;
+    let disp = <[u8; 4]>::try_from(rest.get(..4)?).ok()?;
+    // The jump's end: what is left of `code` after the displacement.
+    let end = code.len().checked_sub(rest.len())?.checked_add(4)?;
+    let next = addr.wrapping_add(u64::try_from(end).ok()?);
     Some(next.wrapping_add_signed(i64::from(i32::from_le_bytes(disp))))
 }
 

@@ -23,15 +23,14 @@ pub(crate) const GNU_NAME: &[u8] = xsplice_abi::sections::BUILD_ID_NOTE_NAME;
 /// does not fit the u32 fields.
 #[cfg(feature = "write")]
 pub(crate) fn frame(name: &[u8], ntype: u32, desc: &[u8]) -> Option<alloc::vec::Vec<u8>> {
-    let size = 12usize
-        .checked_add(pad4(name.len())?)?
-        .checked_add(pad4(desc.len())?)?;
+    let name_end = 12usize.checked_add(pad4(name.len())?)?;
+    let size = name_end.checked_add(pad4(desc.len())?)?;
     let mut v = alloc::vec::Vec::with_capacity(size);
     v.extend(u32::try_from(name.len()).ok()?.to_le_bytes());
     v.extend(u32::try_from(desc.len()).ok()?.to_le_bytes());
     v.extend(ntype.to_le_bytes());
     v.extend(name);
-    v.resize(12 + pad4(name.len())?, 0);
+    v.resize(name_end, 0);
     v.extend(desc);
     v.resize(size, 0);
     Some(v)
@@ -60,14 +59,18 @@ pub(crate) fn notes(section: &[u8]) -> impl Iterator<Item = Result<Note<'_>, &'s
             return None;
         }
         let item = (|| {
-            let namesz = u32_at(section, at).ok_or("truncated note header")? as usize;
-            let descsz = u32_at(section, at + 4).ok_or("truncated note header")? as usize;
-            let ntype = u32_at(section, at + 8).ok_or("truncated note header")?;
-            let name_at = at + 12;
+            let truncated = "truncated note header";
+            let name_at = at.checked_add(12).ok_or(truncated)?;
+            let header = section.get(at..name_at).ok_or(truncated)?;
+            let namesz = u32_at(header, 0).ok_or(truncated)? as usize;
+            let descsz = u32_at(header, 4).ok_or(truncated)? as usize;
+            let ntype = u32_at(header, 8).ok_or(truncated)?;
             let name = section
                 .get(name_at..name_at.checked_add(namesz).ok_or("name size overflows")?)
                 .ok_or("note name runs past the section")?;
-            let desc_at = name_at + pad4(namesz).ok_or("name size overflows")?;
+            let desc_at = pad4(namesz)
+                .and_then(|n| name_at.checked_add(n))
+                .ok_or("name size overflows")?;
             let desc = section
                 .get(
                     desc_at
@@ -76,7 +79,9 @@ pub(crate) fn notes(section: &[u8]) -> impl Iterator<Item = Result<Note<'_>, &'s
                             .ok_or("descriptor size overflows")?,
                 )
                 .ok_or("note descriptor runs past the section")?;
-            let next = desc_at + pad4(descsz).ok_or("descriptor size overflows")?;
+            let next = pad4(descsz)
+                .and_then(|n| desc_at.checked_add(n))
+                .ok_or("descriptor size overflows")?;
             Ok((Note { name, ntype, desc }, next))
         })();
         match item {

@@ -94,7 +94,7 @@ impl<'a> PayloadElf<'a> {
                 target,
             }));
         }
-        if h.e_shentsize != SHDR_SIZE as u16 {
+        if u64::from(h.e_shentsize) != SHDR_SIZE {
             return Err(header_err(HeaderProblem::SectionEntrySize(h.e_shentsize)));
         }
         let ctx = Ctx::new(Container::Big, Endian::Little);
@@ -128,11 +128,11 @@ impl<'a> PayloadElf<'a> {
         let sections = SectionHeader::parse(bytes, shoff, count_usize, ctx)
             .map_err(|_| header_err(table_err(count)))?;
         let shstrndx = match u32::from(h.e_shstrndx) {
-            sh::SHN_XINDEX => zero.first().map_or(0, |s| u64::from(s.sh_link)),
-            n => u64::from(n),
+            sh::SHN_XINDEX => zero.first().map_or(0, |s| s.sh_link),
+            n => n,
         };
-        if shstrndx == 0 || shstrndx >= count {
-            return Err(header_err(HeaderProblem::StringTableIndex(shstrndx)));
+        if shstrndx == 0 || u64::from(shstrndx) >= count {
+            return Err(header_err(HeaderProblem::StringTableIndex(shstrndx.into())));
         }
 
         let mut elf = PayloadElf {
@@ -148,13 +148,13 @@ impl<'a> PayloadElf<'a> {
         for i in 0..elf.sections.len() {
             elf.check_placement(i)?;
         }
-        elf.shstrtab = elf.string_table(shstrndx as usize)?;
+        elf.shstrtab = elf.string_table(shstrndx)?;
         for i in 1..elf.sections.len() {
             elf.check_section(i, opts)?;
         }
         if let Some(symtab) = elf.symtab {
             let link = elf.header(symtab).map_or(0, |s| s.sh_link);
-            elf.strtab = elf.string_table(link as usize)?;
+            elf.strtab = elf.string_table(link)?;
         }
         Ok(elf)
     }
@@ -195,10 +195,11 @@ impl<'a> PayloadElf<'a> {
         Ok(())
     }
 
-    fn string_table(&self, index: usize) -> Result<&'a [u8], LoadError> {
+    fn string_table(&self, link: u32) -> Result<&'a [u8], LoadError> {
+        let index = usize::try_from(link).unwrap_or(usize::MAX);
         let s = self
             .header(index)
-            .ok_or(self.section_err(0, SectionProblem::Link(index as u32)))?;
+            .ok_or(self.section_err(0, SectionProblem::Link(link)))?;
         if s.sh_type != sh::SHT_STRTAB {
             return Err(self.section_err(index, SectionProblem::Contents("is not a string table")));
         }
@@ -221,7 +222,8 @@ impl<'a> PayloadElf<'a> {
             return Err(LoadError::Section {
                 index: crate::error::SectionIndex(i),
                 name: String::new(),
-                problem: SectionProblem::BadName(s.sh_name as u32),
+                // goblin widened the 32-bit field, so it narrows back.
+                problem: SectionProblem::BadName(u32::try_from(s.sh_name).unwrap_or(u32::MAX)),
             });
         }
         // A name must end within `max_name` bytes: names are compared and
@@ -302,7 +304,7 @@ impl<'a> PayloadElf<'a> {
                 },
             ));
         }
-        if s.sh_size % entsize != 0 {
+        if s.sh_size.checked_rem(entsize) != Some(0) {
             return Err(self.section_err(
                 i,
                 SectionProblem::Ragged {
@@ -352,7 +354,7 @@ impl<'a> PayloadElf<'a> {
         let s = self.header(self.symtab?)?;
         let offset = usize::try_from(s.sh_offset)
             .ok()?
-            .checked_add(index.checked_mul(SYM_SIZE as usize)?)?;
+            .checked_add(index.checked_mul(usize::try_from(SYM_SIZE).ok()?)?)?;
         if index >= self.symbol_count() {
             return None;
         }

@@ -459,14 +459,21 @@ impl<T: Target> Engine<T> {
             }
         }
         let mut critical = |cw: &mut dyn CodeWriter| -> Result<(), TargetError> {
-            let order = |i: usize| if undo { writes.len() - 1 - i } else { i };
+            // The index of the `i`th write done, for `i < writes.len()`.
+            let order = |i: usize| {
+                if undo {
+                    writes.len().checked_sub(i)?.checked_sub(1)
+                } else {
+                    Some(i)
+                }
+            };
             for i in 0..writes.len() {
-                let Some(w) = writes.get(order(i)) else {
+                let Some(w) = order(i).and_then(|k| writes.get(k)) else {
                     continue;
                 };
                 if let Err(e) = cw.write_code(w.addr, bytes(w, undo)) {
                     for j in (0..i).rev() {
-                        if let Some(done) = writes.get(order(j)) {
+                        if let Some(done) = order(j).and_then(|k| writes.get(k)) {
                             let _ = cw.write_code(done.addr, bytes(done, !undo));
                             cw.flush_icache(done.addr, done.new.len());
                         }

@@ -65,11 +65,12 @@ pub fn load(
     // asked for memory.
     let note = read_note(&elf)?;
     if let Some(n) = &note {
-        let unsupported = n.incompat - opts.incompat_supported;
+        let unsupported = n.incompat.difference(opts.incompat_supported);
         if let Some(bit) = unsupported.iter().next() {
             return Err(LoadError::Note(NoteProblem::Descriptor(
                 NoteError::UnknownIncompat {
-                    bit: bit.bits().trailing_zeros() as u8,
+                    // At most 64: it fits.
+                    bit: u8::try_from(bit.bits().trailing_zeros()).unwrap_or(u8::MAX),
                 },
             )));
         }

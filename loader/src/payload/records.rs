@@ -206,8 +206,11 @@ fn read_name(layout: &Layout, ptr: Addr) -> Result<String, RecordProblem> {
         .iter()
         .find(|r| r.contains(ptr, 1))
         .ok_or(RecordProblem::NameOutside(ptr))?;
-    let start =
-        usize::try_from(ptr.0 - region.addr.0).map_err(|_| RecordProblem::NameOutside(ptr))?;
+    let start = ptr
+        .0
+        .checked_sub(region.addr.0)
+        .and_then(|d| usize::try_from(d).ok())
+        .ok_or(RecordProblem::NameOutside(ptr))?;
     let tail = region.bytes.get(start..).unwrap_or(&[]);
     let window = tail.get(..tail.len().min(NAME_MAX + 1)).unwrap_or(&[]);
     let end = window
@@ -258,7 +261,7 @@ pub(super) fn check_note(
         ));
     }
     // Payload-level bits (ARCH) are the note's own, not the records'.
-    if note.incompat - Incompat::payload_level() != union {
+    if note.incompat.difference(Incompat::payload_level()) != union {
         return Err(disagree(
             "incompat",
             u64::from(note.incompat.bits()),

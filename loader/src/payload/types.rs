@@ -37,7 +37,7 @@ impl Region {
         if !self.contains(addr, len) {
             return None;
         }
-        let start = usize::try_from(addr.0 - self.addr.0).ok()?;
+        let start = usize::try_from(addr.0.checked_sub(self.addr.0)?).ok()?;
         self.bytes
             .get(start..start.checked_add(usize::try_from(len).ok()?)?)
     }

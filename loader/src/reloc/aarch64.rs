@@ -28,7 +28,10 @@
 
 use goblin::elf::reloc::*;
 
-use super::{either, place, s_a, s_a_p, signed, store, Applied, GotUse, Input, Value, STUB_SIZE};
+use super::{
+    diff, either, exact, low32, place, s_a, s_a_p, signed, store, Applied, GotUse, Input, Value,
+    STUB_LEN,
+};
 use crate::error::RelocProblem;
 
 pub(crate) fn got_use(rtype: u32) -> GotUse {
@@ -95,7 +98,7 @@ fn patch(section: &mut [u8], offset: u64, mask: u32, bits: u32) -> Result<(), Re
 }
 
 fn aligned(v: i128, align: u32) -> Result<i128, RelocProblem> {
-    if v % i128::from(align) != 0 {
+    if v.checked_rem(i128::from(align)) != Some(0) {
         return Err(RelocProblem::Misaligned { value: v, align });
     }
     Ok(v)
@@ -108,7 +111,7 @@ fn adr_imm(section: &mut [u8], offset: u64, imm: i128) -> Result<(), RelocProble
 
 /// ADD/LDR/STR unsigned 12-bit immediate in bits 10-21.
 fn imm12(section: &mut [u8], offset: u64, v: i128) -> Result<(), RelocProblem> {
-    patch(section, offset, 0xfff << 10, ((v as u32) & 0xfff) << 10)
+    patch(section, offset, 0xfff << 10, (low32(v) & 0xfff) << 10)
 }
 
 fn slot(r: &Input) -> Result<i128, RelocProblem> {
@@ -143,19 +146,19 @@ fn matches(insn: u32, (mask, bits): (u32, u32)) -> bool {
 
 /// The page distance from `from` to `to`, as an ADRP immediate.
 fn page_delta(to: i128, from: i128) -> Result<i128, RelocProblem> {
-    signed((page(to) - page(from)) >> 12, 21)
+    signed(diff(page(to), page(from))? >> 12, 21)
 }
 
 /// ADR/ADRP immediate bits of `imm`.
 fn adr_bits(imm: i128) -> u32 {
-    let imm = imm as u32;
+    let imm = low32(imm);
     ((imm & 3) << 29) | (((imm >> 2) & 0x7ffff) << 5)
 }
 
 /// `b` from `from` to `to`.
 fn branch(to: i128, from: i128) -> Result<u32, RelocProblem> {
-    let v = signed(aligned(to - from, 4)? >> 2, 26)?;
-    Ok(B | ((v as u32) & 0x3ff_ffff))
+    let v = signed(aligned(diff(to, from)?, 4)? >> 2, 26)?;
+    Ok(B | (low32(v) & 0x3ff_ffff))
 }
 
 /// A stub at `at` that computes `target` into register `rd`
@@ -165,15 +168,14 @@ fn stub(
     rd: u32,
     target: i128,
     last: impl FnOnce(i128) -> Result<u32, RelocProblem>,
-) -> Result<[u8; STUB_SIZE as usize], RelocProblem> {
-    let at = i128::from(at);
+) -> Result<[u8; STUB_LEN], RelocProblem> {
     let words = [
-        ADRP | adr_bits(page_delta(target, at)?) | rd,
-        ADD_X_IMM | (((target as u32) & 0xfff) << 10) | (rd << 5) | rd,
-        last(at + 8)?,
+        ADRP | adr_bits(page_delta(target, i128::from(at))?) | rd,
+        ADD_X_IMM | ((low32(target) & 0xfff) << 10) | (rd << 5) | rd,
+        last(exact(at, 8, 0))?,
         BRK,
     ];
-    let mut out = [0u8; STUB_SIZE as usize];
+    let mut out = [0u8; STUB_LEN];
     for (dst, w) in out.chunks_exact_mut(4).zip(words) {
         dst.copy_from_slice(&w.to_le_bytes());
     }
@@ -184,9 +186,9 @@ fn stub(
 /// symbol's address into the load's register and branching back.
 fn out_of_line(section: &mut [u8], r: &Input, at: u64) -> Result<Applied, RelocProblem> {
     let rt = read_insn(section, r.offset)? & 0x1f;
-    let p = i128::from(r.p);
-    let code = stub(at, rt, s_a(r), |from| branch(p + 4, from))?;
-    store(section, r.offset, 4, i128::from(branch(i128::from(at), p)?))?;
+    let code = stub(at, rt, s_a(r), |from| branch(exact(r.p, 4, 0), from))?;
+    let to_stub = branch(i128::from(at), i128::from(r.p))?;
+    store(section, r.offset, 4, i128::from(to_stub))?;
     Ok(Applied {
         value: Value::Relative,
         stub: Some(code),
@@ -196,7 +198,7 @@ fn out_of_line(section: &mut [u8], r: &Input, at: u64) -> Result<Applied, RelocP
 /// Whether `-fPIC`'s GOT pair is relaxed: the symbol is within ±2 GiB of
 /// the GOT, a rule that does not depend on which half asks.
 fn relax_pair(r: &Input) -> bool {
-    r.a == 0 && signed(s_a(r) - i128::from(r.got), 32).is_ok()
+    r.a == 0 && signed(exact(r.s, r.a, r.got), 32).is_ok()
 }
 
 pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Applied, RelocProblem> {
@@ -213,7 +215,7 @@ pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Applied, RelocProbl
         R_AARCH64_LD64_GOT_LO12_NC if relax_pair(r) => {
             let insn = read_insn(section, off)?;
             if matches(insn, LDR_X_IMM) {
-                let add = ADD_X_IMM | (((s_a(r) as u32) & 0xfff) << 10) | (insn & 0x3ff);
+                let add = ADD_X_IMM | ((low32(s_a(r)) & 0xfff) << 10) | (insn & 0x3ff);
                 return store(section, off, 4, i128::from(add)).map(relative);
             }
             // Its ADRP now points at the symbol's page, not the slot's.
@@ -227,7 +229,7 @@ pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Applied, RelocProbl
                     return store(section, off, 4, i128::from(adr)).map(relative);
                 }
                 // The slot where it is allowed and in reach, else the stub.
-                let slot_reach = slot(r).and_then(|s| signed((s - p) >> 2, 19));
+                let slot_reach = slot(r).and_then(|s| signed(diff(s, p)? >> 2, 19));
                 if let Some(at) = r.stub.filter(|_| r.pic || slot_reach.is_err()) {
                     return out_of_line(section, r, at);
                 }
@@ -248,15 +250,15 @@ pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Applied, RelocProbl
                 (Err(_), Some(at)) => {
                     // A veneer: the call reaches the stub, the stub the target.
                     let code = stub(at, 16, s_a(r), |_| Ok(BR_X16))?;
-                    let v = signed((i128::from(at) - p) >> 2, 26)?;
-                    patch(section, off, 0x3ff_ffff, (v as u32) & 0x3ff_ffff)?;
+                    let v = signed(exact(at, 0, r.p) >> 2, 26)?;
+                    patch(section, off, 0x3ff_ffff, low32(v) & 0x3ff_ffff)?;
                     return Ok(Applied {
                         value: Value::Relative,
                         stub: Some(code),
                     });
                 }
             };
-            return patch(section, off, 0x3ff_ffff, (v as u32) & 0x3ff_ffff).map(relative);
+            return patch(section, off, 0x3ff_ffff, low32(v) & 0x3ff_ffff).map(relative);
         }
         _ => {}
     }
@@ -281,7 +283,7 @@ fn apply_plain(section: &mut [u8], r: &Input) -> Result<(), RelocProblem> {
         R_AARCH64_PREL16 => store(section, off, 2, either(s_a_p(r), 16)?),
         R_AARCH64_ADR_PREL_LO21 => adr_imm(section, off, signed(s_a_p(r), 21)?),
         R_AARCH64_ADR_PREL_PG_HI21 => adr_imm(section, off, page_delta(s_a(r), p)?),
-        R_AARCH64_ADR_PREL_PG_HI21_NC => adr_imm(section, off, (page(s_a(r)) - page(p)) >> 12),
+        R_AARCH64_ADR_PREL_PG_HI21_NC => adr_imm(section, off, diff(page(s_a(r)), page(p))? >> 12),
         R_AARCH64_ADD_ABS_LO12_NC | R_AARCH64_LDST8_ABS_LO12_NC => imm12(section, off, s_a(r)),
         R_AARCH64_LDST16_ABS_LO12_NC => imm12(section, off, aligned(s_a(r) & 0xfff, 2)? >> 1),
         R_AARCH64_LDST32_ABS_LO12_NC => imm12(section, off, aligned(s_a(r) & 0xfff, 4)? >> 2),
@@ -289,22 +291,22 @@ fn apply_plain(section: &mut [u8], r: &Input) -> Result<(), RelocProblem> {
         R_AARCH64_LDST128_ABS_LO12_NC => imm12(section, off, aligned(s_a(r) & 0xfff, 16)? >> 4),
         R_AARCH64_TSTBR14 => {
             let v = signed(aligned(s_a_p(r), 4)? >> 2, 14)?;
-            patch(section, off, 0x3fff << 5, ((v as u32) & 0x3fff) << 5)
+            patch(section, off, 0x3fff << 5, (low32(v) & 0x3fff) << 5)
         }
         R_AARCH64_CONDBR19 => {
             let v = signed(aligned(s_a_p(r), 4)? >> 2, 19)?;
-            patch(section, off, 0x7ffff << 5, ((v as u32) & 0x7ffff) << 5)
+            patch(section, off, 0x7ffff << 5, (low32(v) & 0x7ffff) << 5)
         }
         R_AARCH64_ADR_GOT_PAGE => adr_imm(section, off, page_delta(slot(r)?, p)?),
         R_AARCH64_LD64_GOT_LO12_NC => imm12(section, off, aligned(slot(r)? & 0xfff, 8)? >> 3),
         R_AARCH64_LD64_GOTPAGE_LO15 => {
-            let v = aligned(slot(r)? - page(i128::from(r.got)), 8)?;
+            let v = aligned(diff(slot(r)?, page(i128::from(r.got)))?, 8)?;
             let v = super::unsigned(v, 15)?;
             imm12(section, off, v >> 3)
         }
         R_AARCH64_GOT_LD_PREL19 => {
-            let v = signed(aligned(slot(r)? - p, 4)? >> 2, 19)?;
-            patch(section, off, 0x7ffff << 5, ((v as u32) & 0x7ffff) << 5)
+            let v = signed(aligned(diff(slot(r)?, p)?, 4)? >> 2, 19)?;
+            patch(section, off, 0x7ffff << 5, (low32(v) & 0x7ffff) << 5)
         }
         t => Err(RelocProblem::Unsupported(t)),
     }

@@ -39,13 +39,18 @@ pub(crate) struct Input {
 /// Size in bytes of one stub (four AArch64 instructions).
 pub(crate) const STUB_SIZE: u64 = 16;
 
+/// [`STUB_SIZE`] as a length, for the stub's byte array.
+// 16 fits any usize: the cast cannot truncate.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) const STUB_LEN: usize = STUB_SIZE as usize;
+
 /// The result of one relocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Applied {
     /// Whether the stored value is absolute.
     pub value: Value,
     /// Code to write at [`Input::stub`], when the relocation went through it.
-    pub stub: Option<[u8; STUB_SIZE as usize]>,
+    pub stub: Option<[u8; STUB_LEN]>,
 }
 
 /// What the loader must prepare for a relocation type.
@@ -119,15 +124,13 @@ pub(crate) fn implicit_addend(
         Arch::Aarch64 => aarch64::rel_width(rtype),
     }
     .ok_or(RelocProblem::RelForm)?;
-    let bytes = place(section, offset, width)?;
-    let mut buf = [0u8; 8];
-    buf.get_mut(..width)
-        .ok_or(RelocProblem::RelForm)?
-        .copy_from_slice(bytes);
-    let raw = u64::from_le_bytes(buf);
-    // Sign-extend from the field width.
-    let shift = 64 - 8 * width as u32;
-    Ok(((raw << shift) as i64) >> shift)
+    // Sign-extended from the field width.
+    match *place(section, offset, width)? {
+        [a, b] => Ok(i16::from_le_bytes([a, b]).into()),
+        [a, b, c, d] => Ok(i32::from_le_bytes([a, b, c, d]).into()),
+        [a, b, c, d, e, f, g, h] => Ok(i64::from_le_bytes([a, b, c, d, e, f, g, h])),
+        _ => Err(RelocProblem::RelForm),
+    }
 }
 
 /// The name of a relocation type, for messages.
@@ -169,14 +172,37 @@ pub(crate) fn place_mut(
         .ok_or(RelocProblem::Place { offset, width })
 }
 
-/// `S + A` in 128-bit arithmetic so that nothing wraps silently.
+/// `x + a - y` in 128-bit arithmetic, exactly: the relocation formulas are
+/// all of this shape (`S + A - P`, `GOT + A - P`, `slot - GOT + A`, ...),
+/// and the range checks then see the true value, never a wrapped one.
+// Cannot overflow: the result lies within (-2^65, 2^65), far inside i128.
+#[allow(clippy::arithmetic_side_effects)]
+pub(crate) fn exact(x: u64, a: i64, y: u64) -> i128 {
+    i128::from(x) + i128::from(a) - i128::from(y)
+}
+
+/// `S + A`.
 pub(crate) fn s_a(r: &Input) -> i128 {
-    i128::from(r.s) + i128::from(r.a)
+    exact(r.s, r.a, 0)
 }
 
 /// `S + A - P`.
 pub(crate) fn s_a_p(r: &Input) -> i128 {
-    s_a(r) - i128::from(r.p)
+    exact(r.s, r.a, r.p)
+}
+
+/// `to - from` for values computed by [`exact`] or widened from addresses.
+/// Their distance always fits; a result that did not would be reported as
+/// an overflow rather than stored wrapped.
+pub(crate) fn diff(to: i128, from: i128) -> Result<i128, RelocProblem> {
+    to.checked_sub(from).ok_or(overflow(to, 128))
+}
+
+/// The low 32 bits of `v` (two's complement), for instruction fields that
+/// mask them further.
+pub(crate) fn low32(v: i128) -> u32 {
+    let [a, b, c, d, ..] = v.to_le_bytes();
+    u32::from_le_bytes([a, b, c, d])
 }
 
 /// An overflow of `v` in a `bits`-bit field; [`apply`] fills in the place,
@@ -191,27 +217,25 @@ fn overflow(value: i128, bits: u32) -> RelocProblem {
 
 /// Checks that `v` fits a signed field of `bits` bits.
 pub(crate) fn signed(v: i128, bits: u32) -> Result<i128, RelocProblem> {
-    let lim = 1i128 << (bits - 1);
-    if v < -lim || v >= lim {
-        return Err(overflow(v, bits));
+    // It fits when every bit from the field's sign bit up copies the sign.
+    match bits.checked_sub(1).and_then(|sign| v.checked_shr(sign)) {
+        Some(0 | -1) => Ok(v),
+        _ => Err(overflow(v, bits)),
     }
-    Ok(v)
 }
 
 /// Checks that `v` fits an unsigned field of `bits` bits.
 pub(crate) fn unsigned(v: i128, bits: u32) -> Result<i128, RelocProblem> {
-    if v < 0 || v >= (1i128 << bits) {
-        return Err(overflow(v, bits));
+    // It fits when no bit is set from `bits` up (a negative `v` has all).
+    match v.checked_shr(bits) {
+        Some(0) => Ok(v),
+        _ => Err(overflow(v, bits)),
     }
-    Ok(v)
 }
 
 /// Checks that `v` fits `bits` bits either signed or unsigned (ABS32, ABS16).
 pub(crate) fn either(v: i128, bits: u32) -> Result<i128, RelocProblem> {
-    if v < -(1i128 << (bits - 1)) || v >= (1i128 << bits) {
-        return Err(overflow(v, bits));
-    }
-    Ok(v)
+    unsigned(v, bits).or_else(|_| signed(v, bits))
 }
 
 /// Stores the low `width` bytes of `v` little-endian at `offset`.
@@ -229,4 +253,57 @@ pub(crate) fn store(
             .ok_or(RelocProblem::Place { offset, width })?,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_checks_accept_exactly_the_field() {
+        assert!(signed(127, 8).is_ok() && signed(-128, 8).is_ok());
+        assert!(signed(128, 8).is_err() && signed(-129, 8).is_err());
+        assert!(signed(0, 0).is_err());
+        assert!(unsigned(255, 8).is_ok() && unsigned(0, 8).is_ok());
+        assert!(unsigned(256, 8).is_err() && unsigned(-1, 8).is_err());
+        assert!(either(-128, 8).is_ok() && either(255, 8).is_ok());
+        assert!(either(-129, 8).is_err() && either(256, 8).is_err());
+        assert_eq!(
+            signed(1 << 40, 32),
+            Err(RelocProblem::Overflow {
+                value: 1 << 40,
+                bits: 32,
+                place: 0
+            })
+        );
+    }
+
+    #[test]
+    fn formulas_do_not_wrap() {
+        assert_eq!(
+            exact(u64::MAX, i64::MAX, 0),
+            (1i128 << 64) - 1 + i128::from(i64::MAX)
+        );
+        assert_eq!(
+            exact(0, i64::MIN, u64::MAX),
+            i128::from(i64::MIN) - i128::from(u64::MAX)
+        );
+        assert_eq!(low32(-1), u32::MAX);
+        assert_eq!(low32(0x1_2345_6789), 0x2345_6789);
+    }
+
+    #[test]
+    fn implicit_addends_are_sign_extended() {
+        let section = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let r16 = goblin::elf::reloc::R_AARCH64_ABS16;
+        assert_eq!(implicit_addend(Arch::Aarch64, &section, r16, 0), Ok(-2));
+        let r32 = goblin::elf::reloc::R_X86_64_PC32;
+        assert_eq!(implicit_addend(Arch::X86_64, &section, r32, 0), Ok(-2));
+        let r64 = goblin::elf::reloc::R_X86_64_64;
+        assert_eq!(
+            implicit_addend(Arch::X86_64, &section, r64, 0),
+            Ok(i64::MAX - 1)
+        );
+        assert!(implicit_addend(Arch::X86_64, &section, r64, 1).is_err());
+    }
 }

@@ -9,7 +9,7 @@
 
 use goblin::elf::reloc::*;
 
-use super::{place, place_mut, s_a, s_a_p, signed, store, unsigned, GotUse, Input, Value};
+use super::{exact, place, place_mut, s_a, s_a_p, signed, store, unsigned, GotUse, Input, Value};
 use crate::error::RelocProblem;
 
 pub(crate) fn got_use(rtype: u32) -> GotUse {
@@ -64,12 +64,19 @@ fn relax(section: &mut [u8], r: &Input, rex: bool) -> Result<bool, RelocProblem>
         }
         // jmp *disp(%rip) -> jmp rel32; nop  (the jump now starts one byte earlier)
         (0xff, 0x25, false) => {
-            let Ok(disp) = signed(s_a_p(r) + 1, 32) else {
+            // The displacement is from the end of the instruction, one
+            // byte earlier than the end of `jmp *disp(%rip)`'s.
+            let Some(disp) = s_a_p(r).checked_add(1).and_then(|v| signed(v, 32).ok()) else {
+                return Ok(false);
+            };
+            // `at` is `r.offset - 2`, so neither end can wrap.
+            let (rel, nop) = (r.offset.checked_sub(1), r.offset.checked_add(3));
+            let (Some(rel), Some(nop)) = (rel, nop) else {
                 return Ok(false);
             };
             place_mut(section, at, 1)?.copy_from_slice(&[0xe9]);
-            store(section, at + 1, 4, disp)?;
-            place_mut(section, r.offset + 3, 1)?.copy_from_slice(&[0x90]);
+            store(section, rel, 4, disp)?;
+            place_mut(section, nop, 1)?.copy_from_slice(&[0x90]);
             Ok(true)
         }
         _ => Ok(false),
@@ -77,25 +84,22 @@ fn relax(section: &mut [u8], r: &Input, rex: bool) -> Result<bool, RelocProblem>
 }
 
 pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Value, RelocProblem> {
-    let got = i128::from(r.got);
-    let p = i128::from(r.p);
-    let a = i128::from(r.a);
     let off = r.offset;
     match r.rtype {
         R_X86_64_NONE => return Ok(Value::Relative),
         R_X86_64_64 => store(section, off, 8, s_a(r))?,
         R_X86_64_32 => store(section, off, 4, unsigned(s_a(r), 32)?)?,
         R_X86_64_32S => store(section, off, 4, signed(s_a(r), 32)?)?,
-        R_X86_64_GOTPCREL => store(section, off, 4, signed(i128::from(slot(r)?) + a - p, 32)?)?,
+        R_X86_64_GOTPCREL => store(section, off, 4, signed(exact(slot(r)?, r.a, r.p), 32)?)?,
         R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
             if relax(section, r, r.rtype == R_X86_64_REX_GOTPCRELX)? {
                 return Ok(Value::Relative);
             }
-            store(section, off, 4, signed(i128::from(slot(r)?) + a - p, 32)?)?
+            store(section, off, 4, signed(exact(slot(r)?, r.a, r.p), 32)?)?
         }
-        R_X86_64_GOTPCREL64 => store(section, off, 8, i128::from(slot(r)?) + a - p)?,
-        R_X86_64_GOT32 => store(section, off, 4, signed(i128::from(slot(r)?) - got + a, 32)?)?,
-        R_X86_64_GOT64 => store(section, off, 8, i128::from(slot(r)?) - got + a)?,
+        R_X86_64_GOTPCREL64 => store(section, off, 8, exact(slot(r)?, r.a, r.p))?,
+        R_X86_64_GOT32 => store(section, off, 4, signed(exact(slot(r)?, r.a, r.got), 32)?)?,
+        R_X86_64_GOT64 => store(section, off, 8, exact(slot(r)?, r.a, r.got))?,
         // Distances only: right wherever the image is loaded.
         R_X86_64_PC32 | R_X86_64_PLT32 => {
             store(section, off, 4, signed(s_a_p(r), 32)?)?;
@@ -106,16 +110,16 @@ pub(crate) fn apply(section: &mut [u8], r: &Input) -> Result<Value, RelocProblem
             return Ok(Value::Relative);
         }
         R_X86_64_GOTPC32 => {
-            store(section, off, 4, signed(got + a - p, 32)?)?;
+            store(section, off, 4, signed(exact(r.got, r.a, r.p), 32)?)?;
             return Ok(Value::Relative);
         }
         R_X86_64_GOTPC64 => {
-            store(section, off, 8, got + a - p)?;
+            store(section, off, 8, exact(r.got, r.a, r.p))?;
             return Ok(Value::Relative);
         }
         // The loader builds no PLT: a PLT entry's address is the symbol's.
         R_X86_64_GOTOFF64 | R_X86_64_PLTOFF64 => {
-            store(section, off, 8, s_a(r) - got)?;
+            store(section, off, 8, exact(r.s, r.a, r.got))?;
             return Ok(Value::Relative);
         }
         t => return Err(RelocProblem::Unsupported(t)),

@@ -132,9 +132,11 @@ impl PayloadBuilder {
             .ok_or(WriteError::Input("no symbol table"))?;
 
         let size = self.version.known_size() as u64;
-        let mut funcs = Vec::with_capacity(self.patches.len() * self.version.known_size());
+        // Capacities are hints: a product that overflows just starts empty.
+        let records_len = self.patches.len().checked_mul(self.version.known_size());
+        let mut funcs = Vec::with_capacity(records_len.unwrap_or(0));
         let mut strings = Vec::new();
-        let mut relocs = Vec::with_capacity(self.patches.len() * 3);
+        let mut relocs = Vec::with_capacity(self.patches.len().checked_mul(3).unwrap_or(0));
         let mut names = alloc::collections::BTreeMap::new();
         let mut union = Incompat::empty();
         for (index, p) in self.patches.iter().enumerate() {
@@ -148,12 +150,18 @@ impl PayloadBuilder {
             if let Some(first) = names.insert(name, index) {
                 return Err(perr(PatchProblem::DuplicateName { first }));
             }
-            let base = index as u64 * size;
+            // The place of a field of this record in `.xsplice.funcs`.
+            let field = |offset: u64| {
+                (index as u64)
+                    .checked_mul(size)
+                    .and_then(|base| base.checked_add(offset))
+                    .ok_or(WriteError::Input("too many patches for one section"))
+            };
             let mut incompat = Incompat::empty();
             let new_size = match &p.new {
                 NewCode::Function { symbol, size } => {
                     let (id, st_size) = new_symbol(&b, symbol).map_err(perr)?;
-                    relocs.push((base + NEW_ADDR, RelocTarget::Symbol(id), 0));
+                    relocs.push((field(NEW_ADDR)?, RelocTarget::Symbol(id), 0));
                     size.or((st_size != 0).then_some(st_size))
                         .ok_or_else(|| perr(PatchProblem::NewSizeUnknown(symbol.clone())))?
                 }
@@ -164,12 +172,12 @@ impl PayloadBuilder {
             };
             if let OldTarget::Symbol(symbol) = &p.old {
                 let id = old_symbol(&mut b, symbol).map_err(perr)?;
-                relocs.push((base + OLD_ADDR, RelocTarget::Symbol(id), 0));
+                relocs.push((field(OLD_ADDR)?, RelocTarget::Symbol(id), 0));
             }
             let at = i64::try_from(strings.len()).unwrap_or(i64::MAX);
             strings.extend(name.as_bytes());
             strings.push(0);
-            relocs.push((base + NAME, RelocTarget::Strings, at));
+            relocs.push((field(NAME)?, RelocTarget::Strings, at));
             let expect = match &p.expect {
                 None => Expect::EMPTY,
                 Some(bytes) => {
@@ -359,7 +367,10 @@ impl PayloadBuilder {
                 .filter(|_| u32::try_from(v.data.len()).is_ok())
                 .ok_or(WriteError::VendorTooLarge { index })?;
             let start = out.len();
-            out.resize(start + len, 0);
+            let end = start
+                .checked_add(len)
+                .ok_or(WriteError::VendorTooLarge { index })?;
+            out.resize(end, 0);
             let dst = out
                 .get_mut(start..)
                 .ok_or(WriteError::VendorTooLarge { index })?;

@@ -28,15 +28,18 @@ struct Remap {
 impl Remap {
     /// A place in the shared prefix of a record (a relocated field).
     fn field(&self, offset: u64) -> Option<u64> {
-        let (index, within) = (offset / self.old, offset % self.old);
-        (index < self.count && within < PREFIX).then(|| index * self.new + within)
+        let (index, within) = (offset.checked_div(self.old)?, offset.checked_rem(self.old)?);
+        if index >= self.count || within >= PREFIX {
+            return None;
+        }
+        index.checked_mul(self.new)?.checked_add(within)
     }
 
     /// A place a symbol or a relocation target may be: a field of the
     /// prefix, a record start, or the end of the section.
     fn point(&self, offset: u64) -> Option<u64> {
-        if offset == self.count * self.old {
-            return Some(self.count * self.new);
+        if Some(offset) == self.count.checked_mul(self.old) {
+            return self.count.checked_mul(self.new);
         }
         self.field(offset)
     }
@@ -57,7 +60,9 @@ fn link_relocation_targets(b: &mut Builder<'_>) {
             continue;
         }
         // Builder section ids are ELF section indices minus one.
-        let index = s.sh_info as usize - 1;
+        let Some(index) = (s.sh_info as usize).checked_sub(1) else {
+            continue;
+        };
         s.sh_info_section = ids.iter().find(|(i, _)| *i == index).map(|(_, id)| *id);
     }
 }
@@ -94,7 +99,8 @@ pub fn rewrite_version_with(
         .ok_or(WriteError::Input("`.xsplice.funcs` has no contents"))?;
     let invalid = |e| WriteError::InvalidPayload(LoadError::Records(e));
     let records = xsplice_abi::decode(bytes, section.sh_entsize).map_err(invalid)?;
-    let mut data = Vec::with_capacity(records.len() * to.known_size());
+    // A hint: a product that overflows just starts empty.
+    let mut data = Vec::with_capacity(records.len().checked_mul(to.known_size()).unwrap_or(0));
     let mut union = Incompat::empty();
     for rec in records.iter() {
         let rec = rec.map_err(invalid)?;
