@@ -2,8 +2,10 @@
 //! x86-64 and AArch64): its symbols, its segments and its build-id, at run-time
 //! addresses. Shared by the in-process target (`/proc/self/exe`) and the
 //! ptrace target (`/proc/PID/exe`), which differ only in where the bytes
-//! and the program-header address come from.
+//! and the program-header address come from. Also the small helpers both
+//! targets share: wait deadlines and address alignment.
 
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use goblin::elf::program_header as ph;
@@ -117,4 +119,50 @@ pub(crate) fn in_maps(maps: &[Mapping], kinds: &[RegionKind], addr: u64, len: u6
     maps.iter()
         .filter(|m| kinds.contains(&m.kind))
         .any(|m| addr >= m.addr && end <= m.addr.saturating_add(m.len))
+}
+
+/// `from + timeout`, the deadline of a wait. A timeout past what the
+/// monotonic clock can count (`Duration::MAX`, say) means "wait as long as
+/// it takes": it becomes a century rather than a panic, and in the
+/// impossible case that the clock cannot count a century either, the
+/// deadline is `from` (the wait gives up at once, reporting a timeout).
+pub(crate) fn deadline(from: Instant, timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    from.checked_add(timeout)
+        .or_else(|| from.checked_add(CENTURY))
+        .unwrap_or(from)
+}
+
+/// `addr` rounded down to a multiple of `align`; `addr` itself for an
+/// `align` of 0.
+pub(crate) fn align_down(addr: u64, align: u64) -> u64 {
+    // The remainder is at most `addr`: the subtraction cannot saturate.
+    addr.checked_rem(align)
+        .map_or(addr, |r| addr.saturating_sub(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_of_a_timeout_past_the_clock_is_far_not_a_panic() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_millis(5)),
+            now + Duration::from_millis(5)
+        );
+        let forever = deadline(now, Duration::MAX);
+        assert!(forever >= now + Duration::from_secs(365 * 24 * 60 * 60));
+    }
+
+    #[test]
+    fn align_down_rounds_to_the_multiple_below() {
+        assert_eq!(align_down(0x1234_5678, 0x1000), 0x1234_5000);
+        assert_eq!(align_down(0x1234_5000, 0x1000), 0x1234_5000);
+        assert_eq!(align_down(0x1234_5678, 3 << 12), 0x1234_5000);
+        assert_eq!(align_down(0x1234_9abc, 3 << 12), 0x1234_8000);
+        assert_eq!(align_down(u64::MAX, 1 << 12), 0xffff_ffff_ffff_f000);
+        assert_eq!(align_down(77, 0), 77);
+    }
 }

@@ -161,7 +161,8 @@ pub(super) unsafe fn sync_icache(addr: u64, len: usize) {
 /// Calls `op` with the start of every `line`-byte cache line (`line` a
 /// power of two) that `[addr, end)` touches.
 fn for_each_line(addr: u64, end: u64, line: u64, mut op: impl FnMut(u64)) {
-    let mut at = addr & !(line - 1);
+    // For a power of two, `-line` is the mask `!(line - 1)`.
+    let mut at = addr & line.wrapping_neg();
     while at < end {
         op(at);
         at = at.saturating_add(line);

@@ -1,5 +1,3 @@
-// Audited separately: the lead fixes these after the live-patching work lands.
-#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! Live patching of the running process (Linux x86-64 and AArch64,
 //! feature `std`).
 //!
@@ -276,7 +274,7 @@ fn page_up(a: u64) -> u64 {
 /// and running it must be sound in this process (it may do anything its
 /// code does).
 unsafe fn call_c_int_fn(addr: u64) -> i32 {
-    let entry = addr as usize as *const ();
+    let entry = addr as *const ();
     // SAFETY: on x86-64 and AArch64 Linux a function pointer and a data
     // pointer have the same size and representation; the caller guarantees that a
     // function of this signature is there.
@@ -398,12 +396,17 @@ impl ProcessTarget {
     fn mprotect(addr: u64, len: u64, prot: i32) -> Result<(), TargetError> {
         let start = page_down(addr);
         let end = page_up(addr.saturating_add(len));
+        // `end >= start` (`page_up` saturates to the last page, which is
+        // `page_down` of any address in it); checked all the same.
+        let bytes = end
+            .checked_sub(start)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(TargetError::BadAddress(Addr(addr)))?;
         // SAFETY: the range is page-aligned and lies in the executable's own
         // segments or in a mapping this target created; changing protection
         // does not invalidate any Rust reference (no reference to code or to
         // payload regions is ever held).
-        let rc =
-            unsafe { libc::mprotect(start as *mut libc::c_void, (end - start) as usize, prot) };
+        let rc = unsafe { libc::mprotect(start as *mut libc::c_void, bytes, prot) };
         if rc != 0 {
             return Err(os("mprotect"));
         }
@@ -560,19 +563,25 @@ impl SymbolSource for ProcessTarget {
 impl Allocator for ProcessTarget {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {
         let len = page_up(size.max(1));
+        let out_of_memory = || TargetError::OutOfMemory {
+            kind: kind.name(),
+            size,
+        };
+        let bytes = usize::try_from(len).map_err(|_| out_of_memory())?;
         let align = align.max(PAGE);
         let (lo, hi) = exe::span(&self.text);
-        // Try hints 16 MiB apart, nearest the text first, past it and
-        // before it in turn: the nearer, the likelier an AArch64 `b`
-        // (±128 MiB) reaches from every site.
-        let step = 16u64 << 20;
-        let hints = (1..64).flat_map(|k| {
-            let above = hi.saturating_add(k * step);
-            let below = lo.checked_sub(k * step + len);
+        // Try hints 16 MiB apart (up to 63 steps), nearest the text first,
+        // past it and before it in turn: the nearer, the likelier an
+        // AArch64 `b` (±128 MiB) reaches from every site.
+        const STEP: u64 = 16 << 20;
+        let distances = core::iter::successors(Some(STEP), |d| d.checked_add(STEP)).take(63);
+        let hints = distances.flat_map(|d| {
+            let above = hi.saturating_add(d);
+            let below = d.checked_add(len).and_then(|n| lo.checked_sub(n));
             core::iter::once(above).chain(below)
         });
         for hint in hints {
-            let hint = hint / align * align;
+            let hint = exe::align_down(hint, align);
             let reach_ok = hint.saturating_add(len) <= lo.saturating_add(REACH)
                 && hint.saturating_add(REACH) >= hi;
             if !reach_ok {
@@ -584,7 +593,7 @@ impl Allocator for ProcessTarget {
             let p = unsafe {
                 libc::mmap(
                     hint as *mut libc::c_void,
-                    len as usize,
+                    bytes,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
                     -1,
@@ -597,7 +606,7 @@ impl Allocator for ProcessTarget {
             if p as u64 != hint {
                 // An old kernel treating the flag as a hint: give it back.
                 // SAFETY: `p` is the mapping just created, of `len` bytes.
-                unsafe { libc::munmap(p, len as usize) };
+                unsafe { libc::munmap(p, bytes) };
                 continue;
             }
             self.maps.push(Mapping {
@@ -607,10 +616,7 @@ impl Allocator for ProcessTarget {
             });
             return Ok(Addr(hint));
         }
-        Err(TargetError::OutOfMemory {
-            kind: kind.name(),
-            size,
-        })
+        Err(out_of_memory())
     }
 }
 
@@ -689,12 +695,18 @@ impl Target for ProcessTarget {
             .iter()
             .position(|m| m.addr == region.addr.0)
             .ok_or(TargetError::BadAddress(region.addr))?;
+        // `allocate` mapped this many bytes, so the length fits a `usize`.
+        let bytes = self
+            .maps
+            .get(pos)
+            .and_then(|m| usize::try_from(m.len).ok())
+            .ok_or(TargetError::BadAddress(region.addr))?;
         let m = self.maps.remove(pos);
         // SAFETY: the mapping was created by `allocate`; the engine unmaps a
         // region only when its payload is not applied, so no patch site
         // jumps into it, and no thread still runs its code (the caller's
         // duty, in the `# Safety` of `ProcessTarget::new`).
-        unsafe { libc::munmap(m.addr as *mut libc::c_void, m.len as usize) };
+        unsafe { libc::munmap(m.addr as *mut libc::c_void, bytes) };
         Ok(())
     }
 

@@ -118,6 +118,9 @@ const ASYNC: u64 = bit(libc::SIGHUP)
     | bit(libc::SIGCHLD);
 
 /// The bit of signal `sig` (1 to 31) in a `status` mask.
+// Cannot overflow: only evaluated in the constant above, where an
+// overflow would be a compile-time error.
+#[allow(clippy::arithmetic_side_effects)]
 const fn bit(sig: libc::c_int) -> u64 {
     1 << (sig - 1)
 }

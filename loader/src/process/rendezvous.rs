@@ -48,7 +48,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsiz
 use std::time::{Duration, Instant};
 
 use super::{cpu, qemu};
-use crate::TargetError;
+use crate::{exe, TargetError};
 
 /// The most threads a rendezvous stops (the slot table is static).
 pub const MAX_THREADS: usize = 1024;
@@ -86,8 +86,12 @@ pub const PC_LIMIT: u64 = PC_MASK;
 /// round. Rounds `2^(64 - PC_BITS) - 1` apart (131,071 on x86-64, 65,535
 /// on AArch64) share a tag; a handler that lingers that long is as good
 /// as dead.
+// Cannot overflow: `gen % TAGS + 1` is at most `TAGS`, below
+// `2^(64 - PC_BITS)`, so the shift keeps every bit.
+#[allow(clippy::arithmetic_side_effects)]
 fn tag(gen: u64) -> u64 {
-    (gen % ((1 << (64 - PC_BITS)) - 1) + 1) << PC_BITS
+    const TAGS: u64 = (1 << (64 - PC_BITS)) - 1;
+    (gen % TAGS + 1) << PC_BITS
 }
 
 /// The PC of a report of round `gen`, if it is one. A PC that does not fit
@@ -115,7 +119,8 @@ static PENDING: AtomicU32 = AtomicU32::new(0);
 /// default meaning to any library we know of; glibc keeps the first two
 /// for itself and already offsets `SIGRTMIN` past them).
 pub fn signal() -> i32 {
-    libc::SIGRTMIN() + 7
+    // `SIGRTMIN` is at most 64: the addition cannot saturate.
+    libc::SIGRTMIN().saturating_add(7)
 }
 
 fn errno() -> i32 {
@@ -280,8 +285,8 @@ pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &b| {
-        b.is_ascii_digit()
-            .then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
+        let digit = char::from(b).to_digit(10)?;
+        acc.checked_mul(10)?.checked_add(u64::from(digit))
     })
 }
 
@@ -338,7 +343,7 @@ fn release(gen: u64) {
 /// `timeout` in all. The caller must hold the patch lock (one rendezvous at
 /// a time) and must not block the signal itself.
 pub fn stop(timeout: Duration) -> Result<Stopped, TargetError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = exe::deadline(Instant::now(), timeout);
     let dir = TaskDir::open()?;
     let gen = LAST_GEN.load(Ordering::Relaxed).saturating_add(1);
     LAST_GEN.store(gen, Ordering::Relaxed);
@@ -452,7 +457,11 @@ fn wait_all(stopped: &Stopped, deadline: Instant, timeout: Duration) -> Result<(
             }
             continue;
         }
-        futex_wait(&PENDING, pending, Some((deadline - now).min(SLICE)));
+        futex_wait(
+            &PENDING,
+            pending,
+            Some(deadline.saturating_duration_since(now).min(SLICE)),
+        );
     }
 }
 
@@ -489,14 +498,17 @@ fn task_path<'b>(tid: i32, tail: &[u8], buf: &'b mut [u8; 48]) -> Option<&'b [u8
     let mut i = digits.len();
     loop {
         i = i.checked_sub(1)?;
-        *digits.get_mut(i)? = b'0' + (n % 10) as u8;
+        *digits.get_mut(i)? = char::from_digit(n % 10, 10).and_then(|c| u8::try_from(c).ok())?;
         n /= 10;
         if n == 0 {
             break;
         }
     }
     let digits = digits.get(i..)?;
-    let end = HEAD.len() + digits.len() + tail.len();
+    let end = HEAD
+        .len()
+        .checked_add(digits.len())?
+        .checked_add(tail.len())?;
     let out = buf.get_mut(..end)?;
     let (head, rest) = out.split_at_mut(HEAD.len());
     let (mid, rest) = rest.split_at_mut(digits.len());
