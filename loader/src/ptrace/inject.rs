@@ -31,6 +31,8 @@ use std::vec::Vec;
 use super::stop::{Stopped, Thread};
 use super::sys::{self, Mem, Stop};
 use super::PtraceError;
+use crate::exe;
+use crate::reloc::low32;
 
 /// The `syscall` instruction.
 const SYSCALL: [u8; 2] = [0x0f, 0x05];
@@ -84,7 +86,7 @@ fn run(
             Ok(None) => {
                 // Take the thread back before its registers are restored.
                 let _ = sys::interrupt(tid);
-                let _ = sys::wait(tid, Instant::now() + Duration::from_secs(1));
+                let _ = sys::wait(tid, exe::deadline(Instant::now(), Duration::from_secs(1)));
                 return Err(PtraceError::InjectionTimeout { tid });
             }
             Err(errno) => return Err(PtraceError::Wait { tid, errno }),
@@ -119,11 +121,13 @@ pub(crate) fn syscall(
     let t = pick(stopped)?;
     let saved = t.regs;
     let tid = t.tid;
-    let mut at_minus_2 = [0u8; 2];
-    let in_place =
-        saved.rip >= 2 && mem.read(saved.rip - 2, &mut at_minus_2).is_ok() && at_minus_2 == SYSCALL;
-    let (site, borrowed) = if in_place {
-        (saved.rip - 2, None)
+    // The `syscall` just before the PC, if the thread stopped right after one.
+    let syscall_before = saved.rip.checked_sub(2).filter(|&at| {
+        let mut before = [0u8; 2];
+        mem.read(at, &mut before).is_ok() && before == SYSCALL
+    });
+    let (site, borrowed) = if let Some(at) = syscall_before {
+        (at, None)
     } else {
         let mut old = [0u8; 2];
         mem.read(saved.rip, &mut old)
@@ -153,7 +157,7 @@ pub(crate) fn syscall(
             run(
                 tid,
                 true,
-                Instant::now() + timeout,
+                exe::deadline(Instant::now(), timeout),
                 &mut deferred,
                 |_, r| r.rip == after,
             )
@@ -186,7 +190,7 @@ pub(crate) fn call(
     regs.rsp = sp;
     regs.rax = 0;
     regs.orig_rax = u64::MAX;
-    let deadline = Instant::now() + timeout;
+    let deadline = exe::deadline(Instant::now(), timeout);
     let mut deferred = Vec::new();
     let result = sys::set_regs(tid, &regs)
         .map_err(|errno| PtraceError::Regs { tid, errno })
@@ -199,7 +203,7 @@ pub(crate) fn call(
     let after = result?;
     restored?;
     // The low 32 bits of rax: the hook returns a C int.
-    Ok(after.rax as u32 as i32)
+    Ok(low32(after.rax.into()) as i32)
 }
 
 fn stop_signal(stop: Stop) -> i32 {

@@ -1,5 +1,3 @@
-// Audited separately: the lead fixes these after the live-patching work lands.
-#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! Live patching of another process through `ptrace(2)` (feature `std`,
 //! Linux x86-64).
 //!
@@ -127,7 +125,15 @@ pub const LEDGER_SIZE: u64 = 1 << 20;
 /// The first 8 bytes of the ledger mapping; the next 8 are the ledger's
 /// length (little-endian), then the ledger.
 const LEDGER_MAGIC: [u8; 8] = *b"XSPLDGR1";
-const LEDGER_HEADER: u64 = 16;
+/// Bytes before the ledger in its mapping: the magic and the length.
+const LEDGER_HEADER_LEN: usize = 16;
+/// [`LEDGER_HEADER_LEN`] as an address offset.
+const LEDGER_HEADER: u64 = LEDGER_HEADER_LEN as u64;
+/// The most ledger bytes the mapping holds.
+// Cannot truncate: the assertion below checks the round trip at compile time.
+#[allow(clippy::cast_possible_truncation)]
+const LEDGER_CAPACITY: usize = (LEDGER_SIZE - LEDGER_HEADER) as usize;
+const _: () = assert!(LEDGER_CAPACITY as u64 == LEDGER_SIZE - LEDGER_HEADER);
 
 /// Which thread positions make the rendezvous back off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -574,7 +580,8 @@ impl PtraceTarget {
             let end = stack.end.min(sp.saturating_add(STACK_SCAN));
             let mut at = sp;
             while at < end {
-                let n = usize::try_from(end - at)
+                // `at < end`: the subtraction cannot saturate.
+                let n = usize::try_from(end.saturating_sub(at))
                     .unwrap_or(buf.len())
                     .min(buf.len());
                 let chunk = buf.get_mut(..n).unwrap_or(&mut []);
@@ -635,7 +642,7 @@ impl PtraceTarget {
             return Err(PtraceError::Syscall {
                 pid: self.pid,
                 name,
-                errno: i32::try_from(-rc).unwrap_or(libc::EINVAL),
+                errno: i32::try_from(rc.unsigned_abs()).unwrap_or(libc::EINVAL),
             });
         }
         Ok(rc as u64)
@@ -682,7 +689,7 @@ impl PtraceTarget {
                 let Some(start) = last_end.checked_sub(len) else {
                     continue;
                 };
-                let start = start / align * align;
+                let start = exe::align_down(start, align);
                 if start >= first && start >= low_limit {
                     below = below.max(Some(start));
                 }
@@ -967,7 +974,7 @@ impl Target for PtraceTarget {
                 .map_err(|e| PtraceError::from_proc(self.pid, "maps", &e))?
                 .iter()
                 .find(|l| l.start == addr && l.path.is_empty())
-                .map(|l| l.end - l.start)
+                .and_then(|l| l.end.checked_sub(l.start))
                 .ok_or(TargetError::BadAddress(region.addr))?,
         };
         // Never under a thread executing there, nor while a word of a
@@ -1015,7 +1022,7 @@ impl Target for PtraceTarget {
         let Some(addr) = self.ledger_addr()? else {
             return Ok(None);
         };
-        let mut header = [0u8; LEDGER_HEADER as usize];
+        let mut header = [0u8; LEDGER_HEADER_LEN];
         self.mem
             .read(addr, &mut header)
             .map_err(|errno| self.mem_error(addr, errno))?;
@@ -1027,14 +1034,14 @@ impl Target for PtraceTarget {
         let len = <[u8; 8]>::try_from(len)
             .map(u64::from_le_bytes)
             .map_err(|_| corrupt.clone())?;
-        if magic != LEDGER_MAGIC || len > LEDGER_SIZE - LEDGER_HEADER {
+        if magic != LEDGER_MAGIC || len > LEDGER_CAPACITY as u64 {
             return Err(corrupt.into());
         }
         if len == 0 {
             return Ok(None);
         }
         let mut bytes = std::vec![0u8; usize::try_from(len).map_err(|_| corrupt)?];
-        let at = addr + LEDGER_HEADER;
+        let at = addr.wrapping_add(LEDGER_HEADER);
         self.mem
             .read(at, &mut bytes)
             .map_err(|errno| self.mem_error(at, errno))?;
@@ -1045,7 +1052,7 @@ impl Target for PtraceTarget {
     /// The bytes are written before the length, so a reader never sees a
     /// length longer than what was written.
     fn ledger_write(&mut self, bytes: &[u8]) -> Result<(), TargetError> {
-        let capacity = (LEDGER_SIZE - LEDGER_HEADER) as usize;
+        let capacity = LEDGER_CAPACITY;
         if bytes.len() > capacity {
             return Err(PtraceError::LedgerFull {
                 needed: bytes.len(),
@@ -1058,12 +1065,12 @@ impl Target for PtraceTarget {
             None if bytes.is_empty() => return Ok(()),
             None => self.ledger_create()?,
         };
-        let at = addr + LEDGER_HEADER;
+        let at = addr.wrapping_add(LEDGER_HEADER);
         self.mem
             .write(at, bytes)
             .map_err(|errno| self.mem_error(at, errno))?;
         let len = (bytes.len() as u64).to_le_bytes();
-        let at = addr + LEDGER_MAGIC.len() as u64;
+        let at = addr.wrapping_add(LEDGER_MAGIC.len() as u64);
         self.mem
             .write(at, &len)
             .map_err(|errno| self.mem_error(at, errno))?;

@@ -6,6 +6,7 @@ use std::vec::Vec;
 
 use super::sys::{self, Regs, Stop};
 use super::PtraceError;
+use crate::exe;
 
 /// One stopped thread.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl Stopped {
     /// far is released.
     pub(crate) fn all(pid: i32, timeout: Duration) -> Result<Stopped, PtraceError> {
         let since = Instant::now();
-        let deadline = since + timeout;
+        let deadline = exe::deadline(since, timeout);
         let mut stopped = Stopped {
             pid,
             threads: Vec::new(),
@@ -160,7 +161,7 @@ impl Drop for Stopped {
         // it a grace second to stop, then release it the same way. One that
         // never stops stays attached until this process exits (the kernel
         // then detaches it).
-        let grace = Instant::now() + Duration::from_secs(1);
+        let grace = exe::deadline(Instant::now(), Duration::from_secs(1));
         for &tid in &self.late {
             if let Ok(Some(stop)) = sys::wait(tid, grace) {
                 let sig = match stop {

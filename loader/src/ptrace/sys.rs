@@ -170,11 +170,13 @@ pub(crate) fn wait(tid: i32, deadline: Instant) -> Result<Option<Stop>, i32> {
             return Ok(None);
         }
         if spins < 50 {
-            spins += 1;
+            // Below 50: cannot saturate.
+            spins = spins.saturating_add(1);
             std::thread::yield_now();
         } else {
             std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(1));
+            // At most 1 ms: cannot saturate.
+            nap = nap.saturating_mul(2).min(Duration::from_millis(1));
         }
     }
 }
