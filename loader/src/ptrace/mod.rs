@@ -126,7 +126,7 @@ pub const LEDGER_SIZE: u64 = 1 << 20;
 /// length (little-endian), then the ledger.
 const LEDGER_MAGIC: [u8; 8] = *b"XSPLDGR1";
 /// Bytes before the ledger in its mapping: the magic and the length.
-const LEDGER_HEADER_LEN: usize = 16;
+const LEDGER_HEADER_LEN: usize = LEDGER_MAGIC.len() + core::mem::size_of::<u64>();
 /// [`LEDGER_HEADER_LEN`] as an address offset.
 const LEDGER_HEADER: u64 = LEDGER_HEADER_LEN as u64;
 /// The most ledger bytes the mapping holds.
