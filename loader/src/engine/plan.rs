@@ -42,7 +42,7 @@ pub struct PlannedWrite {
     pub(super) addr: Addr,
     pub(super) new: Vec<u8>,
     pub(super) old: Vec<u8>,
-    /// The old function and the replacement (see [`Site::retired`]).
+    /// The old function and the replacement (see [`Site::retired`](super::Site::retired)).
     pub(super) old_fn: Range<u64>,
     pub(super) new_fn: Range<u64>,
 }
