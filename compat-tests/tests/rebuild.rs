@@ -7,19 +7,11 @@
 //! `aarch64-linux-gnu-gcc`, which `.ci/run` installs. Without it this test
 //! says so and checks nothing, rather than failing on a missing tool.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use common::{have, root, skip};
 
 fn check(script: &str) {
     let out = Command::new("bash")
@@ -51,14 +43,4 @@ fn fixtures_rebuild_identically() {
         return;
     }
     check("compat-tests/fixtures/regen.sh");
-}
-
-/// A missing tool: a loud skip, or a failure under `XSPLICE_REQUIRE_TOOLS=1`
-/// (CI), where a skipped check would pass while checking nothing.
-fn skip(what: &str) {
-    assert!(
-        std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "{what} is missing and XSPLICE_REQUIRE_TOOLS=1 (CI) forbids skipping"
-    );
-    eprintln!("SKIPPED: {what} not found");
 }

@@ -239,21 +239,8 @@ fn check_addr_relocations(compiler: &str, abs64: &str, test: &str) {
         .collect();
     assert_eq!(relocs, want, "relocations of .xsplice.funcs");
 
-    // The loader accepts it: one v3 record, the note agreeing, the name
-    // and both addresses relocated.
-    let bytes = std::fs::read(&obj).unwrap();
-    let mut dry = xsplice_loader::DryRun::default();
-    let p = dry
-        .load(&bytes, &xsplice_loader::LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{test}: the loader refused payload.c: {e}"));
-    assert_eq!(p.record_version, xsplice_abi::RecordVersion::V3);
-    assert_eq!(p.note.map(|n| n.format.major), Some(3));
-    assert_eq!(p.records.len(), 1);
-    let r = &p.records[0];
-    assert_eq!(r.name, "xsplice_spec_target");
-    assert_eq!((r.func.new_size, r.func.old_size), (16, 16));
-    assert!(p.text().is_some_and(|t| t.contains(r.func.new_addr, 1)));
-    assert_eq!(r.func.old_addr, xsplice_loader::PLACEHOLDER);
+    // Whether the loader takes it is compat-tests/tests/c_payload.rs's
+    // question (the spec crate does not depend on the loader).
 }
 
 #[test]

@@ -5,9 +5,28 @@
 #![allow(dead_code)] // each test binary uses a part
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Whether `tool --version` runs.
+pub fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A missing tool: a loud skip, or a failure under `XSPLICE_REQUIRE_TOOLS=1`
+/// (CI), where a skipped check would pass while checking nothing.
+pub fn skip(what: &str) {
+    assert!(
+        std::env::var("XSPLICE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{what} is missing and XSPLICE_REQUIRE_TOOLS=1 (CI) forbids skipping"
+    );
+    eprintln!("SKIPPED: {what} not found");
 }
 
 fn read(path: &Path) -> Vec<u8> {
