@@ -97,7 +97,19 @@ pub(crate) fn load_error(path: &Path, e: &LoadError, image: Option<&Path>) -> Cl
             Some(img) => unresolved_hint(img, name, None),
             None => "pass --image IMAGE to resolve symbols against an image".to_string(),
         }),
-        LoadError::Relocation { .. } if image.is_none() => Some(format!(
+        LoadError::Relocation {
+            problem: RelocProblem::PointerLeavesSection { .. },
+            ..
+        } => Some(
+            "a record or hook pointer must point inside the section of the symbol it is \
+             relocated against (spec/SPEC.md, section 3): name the string or function \
+             itself, not a neighbour plus an offset"
+                .to_string(),
+        ),
+        LoadError::Relocation {
+            problem: RelocProblem::Overflow { .. } | RelocProblem::AbsoluteInPositionIndependent,
+            ..
+        } if image.is_none() => Some(format!(
                 "without --image the payload is laid out at dry-run addresses and undefined \
                  symbols resolve to {}; pass --image IMAGE to use real addresses",
             xsplice_loader::PLACEHOLDER
