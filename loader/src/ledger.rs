@@ -152,6 +152,40 @@ pub struct Site {
     pub new: Vec<u8>,
 }
 
+/// What the encoder reads of a site: implemented by [`Site`] and by the
+/// engine's own record of a write, so that the engine encodes its ledger
+/// from its state without copying every site first.
+pub trait SiteRef {
+    /// The record that patched it.
+    fn record(&self) -> RecordIndex;
+    /// The record's function name.
+    fn name(&self) -> &str;
+    /// Address.
+    fn addr(&self) -> Addr;
+    /// Bytes that were there before.
+    fn old_bytes(&self) -> &[u8];
+    /// Bytes written.
+    fn new_bytes(&self) -> &[u8];
+}
+
+impl SiteRef for Site {
+    fn record(&self) -> RecordIndex {
+        self.record
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn addr(&self) -> Addr {
+        self.addr
+    }
+    fn old_bytes(&self) -> &[u8] {
+        &self.old
+    }
+    fn new_bytes(&self) -> &[u8] {
+        &self.new
+    }
+}
+
 /// One applied payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -313,9 +347,19 @@ impl Ledger {
     /// The ledger's bytes. Fails only when a length exceeds its field
     /// (a name over 4096 bytes, an id over 64, more than 65535 regions).
     pub fn encode(&self) -> Result<Vec<u8>, LedgerError> {
+        Self::encode_entries(self.entries.iter().map(|e| (e, e.sites.as_slice())))
+    }
+
+    /// The bytes of a ledger of `entries`, each with its sites taken from
+    /// the slice beside it (the entry's own `sites` are not read): what
+    /// [`Ledger::encode`] writes, for a caller that keeps its sites apart.
+    pub fn encode_entries<'a, S: SiteRef + 'a>(
+        entries: impl ExactSizeIterator<Item = (&'a Entry, &'a [S])>,
+    ) -> Result<Vec<u8>, LedgerError> {
         let mut w = Writer { out: Vec::new() };
         w.put(LedgerHeader::default().as_bytes());
-        for e in &self.entries {
+        let count = entries.len();
+        for (e, sites) in entries {
             let start = w.out.len();
             w.put(LedgerEntry::default().as_bytes());
             let head = LedgerEntry {
@@ -330,7 +374,7 @@ impl Ledger {
                 reserved0: 0,
                 name_len: w.len::<u16>(e.name.len(), LEDGER_NAME_MAX)?.into(),
                 region_count: w.len::<u16>(e.regions.len(), usize::from(u16::MAX))?.into(),
-                site_count: w.len::<u32>(e.sites.len(), usize::MAX)?.into(),
+                site_count: w.len::<u32>(sites.len(), usize::MAX)?.into(),
                 export_count: w.len::<u32>(e.exports.len(), usize::MAX)?.into(),
                 hook_count: w.len::<u32>(e.hooks.len(), usize::MAX)?.into(),
                 reserved1: [0; 32],
@@ -364,24 +408,24 @@ impl Ledger {
                     w.pad();
                 }
             }
-            for s in &e.sites {
-                if s.old.len() != s.new.len() {
+            for s in sites {
+                if s.old_bytes().len() != s.new_bytes().len() {
                     return fail(w.out.len(), LedgerProblem::SizeMismatch);
                 }
                 w.put(
                     LedgerSite {
-                        addr: s.addr.0.into(),
-                        record: s.record.0.into(),
-                        len: w.len(s.new.len(), usize::from(u8::MAX))?,
+                        addr: s.addr().0.into(),
+                        record: s.record().0.into(),
+                        len: w.len(s.new_bytes().len(), usize::from(u8::MAX))?,
                         reserved0: 0,
-                        name_len: w.len::<u16>(s.name.len(), xsplice_abi::NAME_MAX)?.into(),
+                        name_len: w.len::<u16>(s.name().len(), xsplice_abi::NAME_MAX)?.into(),
                         reserved1: [0; 8],
                     }
                     .as_bytes(),
                 );
-                w.put(&s.old);
-                w.put(&s.new);
-                w.put(s.name.as_bytes());
+                w.put(s.old_bytes());
+                w.put(s.new_bytes());
+                w.put(s.name().as_bytes());
                 w.pad();
             }
             for x in &e.exports {
@@ -426,7 +470,7 @@ impl Ledger {
             magic: LEDGER_MAGIC,
             version: LEDGER_VERSION.into(),
             header_size: HEADER_SIZE_FIELD.into(),
-            entry_count: w.len::<u32>(self.entries.len(), usize::MAX)?.into(),
+            entry_count: w.len::<u32>(count, usize::MAX)?.into(),
             total_size: w.len::<u32>(w.out.len(), usize::MAX)?.into(),
             reserved: [0; 12],
         };

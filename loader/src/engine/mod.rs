@@ -294,7 +294,13 @@ impl<T: Target> Engine<T> {
 
     /// Hands the ledger of the current stack to the target.
     fn persist(&mut self) -> Result<(), EngineError> {
-        let bytes = self.ledger()?.encode()?;
+        // Encoded from the slots as they are: no copy of every site.
+        let slots = self
+            .stack
+            .iter()
+            .map(|id| self.slot(*id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes = Ledger::encode_entries(slots.iter().map(|s| (&s.entry, s.applied.as_slice())))?;
         self.target.ledger_write(&bytes)?;
         Ok(())
     }

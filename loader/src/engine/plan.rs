@@ -82,6 +82,24 @@ impl PlannedWrite {
     }
 }
 
+impl ledger::SiteRef for PlannedWrite {
+    fn record(&self) -> RecordIndex {
+        self.record
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn addr(&self) -> Addr {
+        self.addr
+    }
+    fn old_bytes(&self) -> &[u8] {
+        &self.old
+    }
+    fn new_bytes(&self) -> &[u8] {
+        &self.new
+    }
+}
+
 impl PlannedWrite {
     /// The record this write comes from.
     pub fn record(&self) -> RecordIndex {
