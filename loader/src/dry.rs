@@ -53,6 +53,26 @@ pub struct DryRunAllocator<'a> {
 impl DryRun {
     /// A dry run whose regions are packed one after the other (see
     /// [`DryRun`]).
+    ///
+    /// ```
+    /// use xsplice_loader::{DryRun, LoadOptions, LoadedPayload};
+    ///
+    /// let bytes = std::fs::read(concat!(
+    ///     env!("CARGO_MANIFEST_DIR"),
+    ///     "/../compat-tests/fixtures/live_v3-nopic.o"
+    /// ))?;
+    /// let span = |p: &LoadedPayload| {
+    ///     let lo = p.regions.iter().map(|r| r.addr.0).min().unwrap_or(0);
+    ///     let hi = p.regions.iter().map(|r| r.addr.0 + r.bytes.len() as u64).max().unwrap_or(0);
+    ///     hi - lo
+    /// };
+    /// let opts = LoadOptions::default();
+    /// // Text and read-only data each in their own 16 MiB window...
+    /// assert!(span(&DryRun::default().load(&bytes, &opts)?) > 0x100_0000);
+    /// // ...or next to each other, within an AArch64 `adr` (±1 MiB).
+    /// assert!(span(&DryRun::packed().load(&bytes, &opts)?) < 0x10_0000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn packed() -> Self {
         DryRun {
             packed: true,
