@@ -58,12 +58,13 @@ struct PlannedSite {
 
 impl From<&PlannedWrite> for PlannedSite {
     fn from(w: &PlannedWrite) -> Self {
+        let s = w.site();
         PlannedSite {
-            record: w.record().0,
-            name: w.name().to_string(),
-            site: w.addr().to_string(),
-            old: hex(w.old_bytes()),
-            new: hex(w.new_bytes()),
+            record: s.record.0,
+            name: s.name.clone(),
+            site: s.addr.to_string(),
+            old: hex(&s.old),
+            new: hex(&s.new),
         }
     }
 }
@@ -203,14 +204,14 @@ pub(crate) fn run(
             ));
         }
         if v.verbose {
-            for w in plan.iter().flat_map(|plan| plan.writes()) {
+            for s in plan.iter().flat_map(|plan| plan.writes()).map(|w| w.site()) {
                 out.line(format!(
                     "  {} `{}`: site {}: {} -> {}",
-                    w.record(),
-                    crate::text::esc(w.name()),
-                    w.addr(),
-                    hex(w.old_bytes()),
-                    hex(w.new_bytes())
+                    s.record,
+                    crate::text::esc(&s.name),
+                    s.addr,
+                    hex(&s.old),
+                    hex(&s.new)
                 ));
             }
         }

@@ -41,7 +41,7 @@ use crate::ledger::{self, LedgerError, Original, Placed};
 use crate::payload::{Hook, Region};
 pub use crate::symtab::SymbolPresence;
 use crate::symtab::SymbolTable;
-use crate::{Addr, Allocator, Arch, CpuFeatures, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{Addr, Allocator, Arch, CpuFeatures, RegionKind, TargetError};
 
 /// Largest image accepted.
 pub const MAX_IMAGE: usize = 256 << 20;
@@ -323,19 +323,7 @@ impl ImageTarget {
     }
 }
 
-impl SymbolSource for ImageTarget {
-    fn lookup(&self, name: &str) -> Option<Symbol> {
-        self.symbols.lookup(name)
-    }
-
-    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
-        self.symbols.lookup_local(name, pos)
-    }
-
-    fn lookup_import(&self, name: &str) -> Option<Symbol> {
-        self.symbols.lookup_import(name)
-    }
-}
+crate::symtab::symbol_source_via!(ImageTarget, symbols);
 
 impl Allocator for ImageTarget {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {

@@ -152,37 +152,11 @@ pub struct Site {
     pub new: Vec<u8>,
 }
 
-/// What the encoder reads of a site: implemented by [`Site`] and by the
-/// engine's own record of a write, so that the engine encodes its ledger
-/// from its state without copying every site first.
-pub trait SiteRef {
-    /// The record that patched it.
-    fn record(&self) -> RecordIndex;
-    /// The record's function name.
-    fn name(&self) -> &str;
-    /// Address.
-    fn addr(&self) -> Addr;
-    /// Bytes that were there before.
-    fn old_bytes(&self) -> &[u8];
-    /// Bytes written.
-    fn new_bytes(&self) -> &[u8];
-}
-
-impl SiteRef for Site {
-    fn record(&self) -> RecordIndex {
-        self.record
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn addr(&self) -> Addr {
-        self.addr
-    }
-    fn old_bytes(&self) -> &[u8] {
-        &self.old
-    }
-    fn new_bytes(&self) -> &[u8] {
-        &self.new
+/// A site is its own view for [`Ledger::encode_entries`] (the engine's
+/// planned writes give theirs).
+impl AsRef<Site> for Site {
+    fn as_ref(&self) -> &Site {
+        self
     }
 }
 
@@ -353,7 +327,7 @@ impl Ledger {
     /// The bytes of a ledger of `entries`, each with its sites taken from
     /// the slice beside it (the entry's own `sites` are not read): what
     /// [`Ledger::encode`] writes, for a caller that keeps its sites apart.
-    pub fn encode_entries<'a, S: SiteRef + 'a>(
+    pub fn encode_entries<'a, S: AsRef<Site> + 'a>(
         entries: impl ExactSizeIterator<Item = (&'a Entry, &'a [S])>,
     ) -> Result<Vec<u8>, LedgerError> {
         let mut w = Writer { out: Vec::new() };
@@ -408,24 +382,24 @@ impl Ledger {
                     w.pad();
                 }
             }
-            for s in sites {
-                if s.old_bytes().len() != s.new_bytes().len() {
+            for s in sites.iter().map(AsRef::as_ref) {
+                if s.old.len() != s.new.len() {
                     return fail(w.out.len(), LedgerProblem::SizeMismatch);
                 }
                 w.put(
                     LedgerSite {
-                        addr: s.addr().0.into(),
-                        record: s.record().0.into(),
-                        len: w.len(s.new_bytes().len(), usize::from(u8::MAX))?,
+                        addr: s.addr.0.into(),
+                        record: s.record.0.into(),
+                        len: w.len(s.new.len(), usize::from(u8::MAX))?,
                         reserved0: 0,
-                        name_len: w.len::<u16>(s.name().len(), xsplice_abi::NAME_MAX)?.into(),
+                        name_len: w.len::<u16>(s.name.len(), xsplice_abi::NAME_MAX)?.into(),
                         reserved1: [0; 8],
                     }
                     .as_bytes(),
                 );
-                w.put(s.old_bytes());
-                w.put(s.new_bytes());
-                w.put(s.name().as_bytes());
+                w.put(&s.old);
+                w.put(&s.new);
+                w.put(s.name.as_bytes());
                 w.pad();
             }
             for x in &e.exports {

@@ -226,3 +226,25 @@ impl SymbolSource for SymbolTable {
         self.plt.get(name).copied()
     }
 }
+
+/// Implements [`SymbolSource`] for a target by forwarding every lookup to
+/// the [`SymbolTable`] at `$($field).+` (the image's, the process's, the
+/// traced process's executable).
+macro_rules! symbol_source_via {
+    ($target:ty, $($field:ident).+) => {
+        impl $crate::SymbolSource for $target {
+            fn lookup(&self, name: &str) -> Option<$crate::Symbol> {
+                $crate::SymbolSource::lookup(&self.$($field).+, name)
+            }
+
+            fn lookup_local(&self, name: &str, pos: u32) -> Option<$crate::Symbol> {
+                $crate::SymbolSource::lookup_local(&self.$($field).+, name, pos)
+            }
+
+            fn lookup_import(&self, name: &str) -> Option<$crate::Symbol> {
+                $crate::SymbolSource::lookup_import(&self.$($field).+, name)
+            }
+        }
+    };
+}
+pub(crate) use symbol_source_via;

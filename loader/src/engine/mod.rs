@@ -209,7 +209,7 @@ impl<T: Target> Engine<T> {
     pub fn entry(&self, id: PayloadId) -> Result<Entry, EngineError> {
         let s = self.slot(id)?;
         Ok(Entry {
-            sites: s.applied.iter().map(PlannedWrite::site).collect(),
+            sites: s.applied.iter().map(|w| w.site.clone()).collect(),
             ..s.entry.clone()
         })
     }
@@ -434,8 +434,8 @@ impl<T: Target> Engine<T> {
     /// let plan = engine.check(id)?;
     /// for w in plan.writes() {
     ///     // x86-64: a 5-byte `jmp rel32` over the function's first bytes.
-    ///     assert_eq!(w.new_bytes()[0], 0xe9);
-    ///     assert_eq!(w.new_bytes().len(), w.old_bytes().len());
+    ///     assert_eq!(w.site().new[0], 0xe9);
+    ///     assert_eq!(w.site().new.len(), w.site().old.len());
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -459,9 +459,9 @@ impl<T: Target> Engine<T> {
     fn commit(&mut self, writes: &[PlannedWrite], undo: bool) -> Result<(), EngineError> {
         fn bytes(w: &PlannedWrite, undo: bool) -> &[u8] {
             if undo {
-                &w.old
+                &w.site.old
             } else {
-                &w.new
+                &w.site.new
             }
         }
         let mut critical = |cw: &mut dyn CodeWriter| -> Result<(), TargetError> {
@@ -477,24 +477,24 @@ impl<T: Target> Engine<T> {
                 let Some(w) = order(i).and_then(|k| writes.get(k)) else {
                     continue;
                 };
-                if let Err(e) = cw.write_code(w.addr, bytes(w, undo)) {
+                if let Err(e) = cw.write_code(w.site.addr, bytes(w, undo)) {
                     for j in (0..i).rev() {
                         if let Some(done) = order(j).and_then(|k| writes.get(k)) {
-                            let _ = cw.write_code(done.addr, bytes(done, !undo));
-                            cw.flush_icache(done.addr, done.new.len());
+                            let _ = cw.write_code(done.site.addr, bytes(done, !undo));
+                            cw.flush_icache(done.site.addr, done.site.new.len());
                         }
                     }
                     return Err(e);
                 }
-                cw.flush_icache(w.addr, w.new.len());
+                cw.flush_icache(w.site.addr, w.site.new.len());
             }
             Ok(())
         };
         let sites: Vec<Site> = writes
             .iter()
             .map(|w| Site {
-                record: w.record,
-                bytes: w.addr.0..w.end(),
+                record: w.site.record,
+                bytes: w.site.addr.0..w.end(),
                 retired: if undo {
                     w.new_fn.clone()
                 } else {

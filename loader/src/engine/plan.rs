@@ -1,7 +1,6 @@
 //! The patch plan: every byte an apply would write, computed and checked
 //! before the stop-the-world step, which then only copies it.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -10,7 +9,6 @@ use xsplice_abi::{Incompat, RecordIndex};
 use super::{Engine, EngineError, PayloadId, Target};
 use crate::ledger;
 use crate::patch;
-use crate::Addr;
 
 /// What applying a payload would do now: each site with the bytes written
 /// there and the bytes they replace, in record order. [`Engine::check`]
@@ -34,96 +32,55 @@ impl PatchPlan {
     }
 }
 
-/// One precomputed write: new bytes for the site, and the bytes they replace.
+/// One precomputed write: the site, as the ledger keeps it (record, name,
+/// address, the bytes there now and the bytes written), and the extents of
+/// the functions the write takes out of service or puts in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedWrite {
-    pub(super) record: RecordIndex,
-    pub(super) name: String,
-    pub(super) addr: Addr,
-    pub(super) new: Vec<u8>,
-    pub(super) old: Vec<u8>,
+    pub(super) site: ledger::Site,
     /// The old function and the replacement (see [`Site::retired`](super::Site::retired)).
     pub(super) old_fn: Range<u64>,
     pub(super) new_fn: Range<u64>,
 }
 
 impl PlannedWrite {
+    /// The site: `record`, `name`, `addr`, `old` (the bytes there now,
+    /// what revert puts back) and `new` (the bytes written: a branch, or
+    /// NOPs).
+    pub fn site(&self) -> &ledger::Site {
+        &self.site
+    }
+
     /// A write from a ledger site. The ledger keeps the bytes, not the
     /// functions' extents: the strict site policy of a live target sees
     /// only the site's own bytes for a payload restored from a ledger.
     pub(super) fn restored(s: &ledger::Site, old: Vec<u8>) -> Self {
         PlannedWrite {
-            record: s.record,
-            name: s.name.clone(),
-            addr: s.addr,
-            new: s.new.clone(),
-            old,
+            site: ledger::Site {
+                record: s.record,
+                name: s.name.clone(),
+                addr: s.addr,
+                old,
+                new: s.new.clone(),
+            },
             old_fn: s.addr.0..s.addr.0,
             new_fn: s.addr.0..s.addr.0,
         }
     }
 
-    pub(super) fn site(&self) -> ledger::Site {
-        ledger::Site {
-            record: self.record,
-            name: self.name.clone(),
-            addr: self.addr,
-            old: self.old.clone(),
-            new: self.new.clone(),
-        }
-    }
-
     pub(super) fn end(&self) -> u64 {
-        self.addr.0.saturating_add(self.new.len() as u64)
+        self.site.addr.0.saturating_add(self.site.new.len() as u64)
     }
 
     pub(super) fn overlaps(&self, other: &PlannedWrite) -> bool {
-        self.addr.0 < other.end() && other.addr.0 < self.end()
+        self.site.addr.0 < other.end() && other.site.addr.0 < self.end()
     }
 }
 
-impl ledger::SiteRef for PlannedWrite {
-    fn record(&self) -> RecordIndex {
-        self.record
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn addr(&self) -> Addr {
-        self.addr
-    }
-    fn old_bytes(&self) -> &[u8] {
-        &self.old
-    }
-    fn new_bytes(&self) -> &[u8] {
-        &self.new
-    }
-}
-
-impl PlannedWrite {
-    /// The record this write comes from.
-    pub fn record(&self) -> RecordIndex {
-        self.record
-    }
-
-    /// The record's function name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The patch site.
-    pub fn addr(&self) -> Addr {
-        self.addr
-    }
-
-    /// The bytes written at the site (a branch, or NOPs).
-    pub fn new_bytes(&self) -> &[u8] {
-        &self.new
-    }
-
-    /// The bytes the write replaces (what revert puts back).
-    pub fn old_bytes(&self) -> &[u8] {
-        &self.old
+/// What the ledger encoder reads of a write.
+impl AsRef<ledger::Site> for PlannedWrite {
+    fn as_ref(&self) -> &ledger::Site {
+        &self.site
     }
 }
 
@@ -207,11 +164,13 @@ impl<T: Target> Engine<T> {
                 }
             }
             let w = PlannedWrite {
-                record: r.index,
-                name: r.name.clone(),
-                addr: r.site,
-                new,
-                old,
+                site: ledger::Site {
+                    record: r.index,
+                    name: r.name.clone(),
+                    addr: r.site,
+                    old,
+                    new,
+                },
                 old_fn: r.old_addr.0..r.old_addr.0.saturating_add(r.func.old_size),
                 new_fn: if r.func.incompat.contains(Incompat::NOP) {
                     0..0
@@ -235,9 +194,9 @@ impl<T: Target> Engine<T> {
     fn check_overlaps(&self, id: PayloadId, writes: &[PlannedWrite]) -> Result<(), EngineError> {
         let conflict = |w: &PlannedWrite, other: PayloadId, other_record: RecordIndex| {
             EngineError::SiteConflict {
-                record: w.record,
-                name: w.name.clone(),
-                site: w.addr,
+                record: w.site.record,
+                name: w.site.name.clone(),
+                site: w.site.addr,
                 other,
                 other_record,
             }
@@ -245,12 +204,16 @@ impl<T: Target> Engine<T> {
         // Within the payload: sorted by address, a write overlaps an
         // earlier one exactly when it starts before the furthest end so far.
         let mut order: Vec<&PlannedWrite> = writes.iter().collect();
-        order.sort_by_key(|w| (w.addr.0, w.record));
+        order.sort_by_key(|w| (w.site.addr.0, w.site.record));
         let mut furthest: Option<&PlannedWrite> = None;
         for w in order {
-            if let Some(f) = furthest.filter(|f| w.addr.0 < f.end()) {
-                let (first, second) = if f.record < w.record { (f, w) } else { (w, f) };
-                return Err(conflict(second, id, first.record));
+            if let Some(f) = furthest.filter(|f| w.site.addr.0 < f.end()) {
+                let (first, second) = if f.site.record < w.site.record {
+                    (f, w)
+                } else {
+                    (w, f)
+                };
+                return Err(conflict(second, id, first.site.record));
             }
             if furthest.is_none_or(|f| w.end() > f.end()) {
                 furthest = Some(w);
@@ -261,22 +224,25 @@ impl<T: Target> Engine<T> {
         for b in self.stack.iter().filter(|b| **b != id) {
             below.extend(self.slot(*b)?.applied.iter().map(|w| (w, *b)));
         }
-        below.sort_by_key(|(w, _)| w.addr.0);
+        below.sort_by_key(|(w, _)| w.site.addr.0);
         let longest = below
             .iter()
-            .map(|(w, _)| w.new.len() as u64)
+            .map(|(w, _)| w.site.new.len() as u64)
             .max()
             .unwrap_or(0);
         for w in writes {
-            let upto = below.partition_point(|(o, _)| o.addr.0 < w.end());
+            let upto = below.partition_point(|(o, _)| o.site.addr.0 < w.end());
             let window = below.get(..upto).unwrap_or(&[]);
             let clash = window
                 .iter()
                 .rev()
-                .take_while(|(o, _)| o.addr.0.saturating_add(longest) > w.addr.0)
-                .find(|(o, _)| o.overlaps(w) && (o.addr != w.addr || o.new.len() != w.new.len()));
+                .take_while(|(o, _)| o.site.addr.0.saturating_add(longest) > w.site.addr.0)
+                .find(|(o, _)| {
+                    o.overlaps(w)
+                        && (o.site.addr != w.site.addr || o.site.new.len() != w.site.new.len())
+                });
             if let Some((o, other)) = clash {
-                return Err(conflict(w, *other, o.record));
+                return Err(conflict(w, *other, o.site.record));
             }
         }
         Ok(())

@@ -131,7 +131,7 @@ use crate::engine::{CodeWriter, HookOutcome, PayloadId, Site, Target};
 use crate::exe::{self, Executable, Mapping};
 use crate::payload::{Hook, Region};
 use crate::symtab::SymbolTable;
-use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{Addr, Allocator, Arch, RegionKind, TargetError};
 use xsplice_abi::arch::ArchTable;
 
 pub use rendezvous::MAX_THREADS;
@@ -546,19 +546,7 @@ impl CodeWriter for StoppedWriter<'_> {
     }
 }
 
-impl SymbolSource for ProcessTarget {
-    fn lookup(&self, name: &str) -> Option<Symbol> {
-        self.symbols.lookup(name)
-    }
-
-    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
-        self.symbols.lookup_local(name, pos)
-    }
-
-    fn lookup_import(&self, name: &str) -> Option<Symbol> {
-        self.symbols.lookup_import(name)
-    }
-}
+crate::symtab::symbol_source_via!(ProcessTarget, symbols);
 
 impl Allocator for ProcessTarget {
     fn allocate(&mut self, kind: RegionKind, size: u64, align: u64) -> Result<Addr, TargetError> {

@@ -99,7 +99,7 @@ use crate::engine::{CodeWriter, HookOutcome, Site, Target};
 use crate::exe::{self, Executable, Mapping};
 use crate::ledger::Placed;
 use crate::payload::{Hook, Region};
-use crate::{Addr, Allocator, Arch, RegionKind, Symbol, SymbolSource, TargetError};
+use crate::{Addr, Allocator, Arch, RegionKind, TargetError};
 
 use stop::Stopped;
 use sys::Mem;
@@ -859,19 +859,7 @@ impl CodeWriter for PtraceTarget {
     fn flush_icache(&mut self, _addr: Addr, _len: usize) {}
 }
 
-impl SymbolSource for PtraceTarget {
-    fn lookup(&self, name: &str) -> Option<Symbol> {
-        self.exe.symbols.lookup(name)
-    }
-
-    fn lookup_local(&self, name: &str, pos: u32) -> Option<Symbol> {
-        self.exe.symbols.lookup_local(name, pos)
-    }
-
-    fn lookup_import(&self, name: &str) -> Option<Symbol> {
-        self.exe.symbols.lookup_import(name)
-    }
-}
+crate::symtab::symbol_source_via!(PtraceTarget, exe.symbols);
 
 /// `allocate` only reserves an address; the mapping is made by
 /// [`Target::map`], once the payload has loaded: a payload refused while
