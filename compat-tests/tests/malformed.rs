@@ -72,6 +72,16 @@ const CORPUS: &[(&str, Expect)] = &[
             })
         )
     }),
+    ("section-symbol-undefined.bin", |r| {
+        matches!(
+            r,
+            Err(LoadError::Symbol {
+                index: SymbolIndex(2),
+                problem: SymbolProblem::SectionSymbolWithoutSection(0),
+                ..
+            })
+        )
+    }),
 ];
 
 /// Slow enough to mean the old super-linear paths (42 s, 22 s), fast

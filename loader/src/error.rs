@@ -275,6 +275,11 @@ pub enum SymbolProblem {
     /// Defined in a section that is not loaded, but referenced by a loaded one.
     #[error("is defined in a section that is not loaded")]
     NotLoaded,
+    /// A section symbol (`STT_SECTION`) that names no section (undefined,
+    /// absolute, COMMON): it stands for nothing, and resolving it by its
+    /// (empty) name would give it whatever meaning the target's table has.
+    #[error("is a section symbol of no section (index {0:#x})")]
+    SectionSymbolWithoutSection(u16),
     /// Its value lies past the end of its section: its address would be
     /// inside whatever the layout puts next (and so change with it).
     #[error("value {value:#x} is past the end of its section ({size:#x} bytes)")]

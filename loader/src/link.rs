@@ -51,6 +51,14 @@ pub(crate) fn resolve_symbols(
         let shndx = u32::try_from(s.st_shndx).unwrap_or(u32::MAX);
         let addr = if i == 0 {
             Some(0)
+        } else if s.st_type() == sym::STT_SECTION
+            && (shndx == sh::SHN_UNDEF || shndx >= sh::SHN_LORESERVE)
+        {
+            // A fuzzing find: `upgrade` wrote such a symbol back as
+            // absolute, which changed what the relocation against it meant.
+            return Err(err(SymbolProblem::SectionSymbolWithoutSection(
+                u16::try_from(s.st_shndx).unwrap_or(u16::MAX),
+            )));
         } else if shndx == sh::SHN_UNDEF {
             if name == GOT_SYMBOL {
                 layout.got_addr()
